@@ -1,0 +1,1 @@
+"""Archives' user interfaces: the command line (and, later, the Textual dashboard)."""

@@ -1,0 +1,3 @@
+from archives_tui.cli import main
+
+raise SystemExit(main())

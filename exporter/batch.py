@@ -1,0 +1,111 @@
+"""A batch of stream entries and the identity that makes its writes idempotent.
+
+The identity is derived from the batch's manifest (the ranges of entry ids it was read as), which is
+recorded in Redis before anything is written. After a crash the batch is rebuilt from its manifest,
+so it gets the same identity and the same content, and the sinks recognise the replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+# A contiguous run of entries returned by one XREADGROUP call: (first id, last id, count).
+Range = tuple[str, str, int]
+
+
+def batch_identity(ranges: list[Range] | None, ids: list[str] | None) -> str:
+    """``<first entry id>_<digest of the manifest>``: sortable, readable, and unique per batch."""
+    first = ranges[0][0] if ranges else ids[0]  # type: ignore[index]
+    digest = hashlib.blake2b(orjson.dumps([ranges, ids]), digest_size=6).hexdigest()
+    return f"{first}_{digest}"
+
+
+def _text(entry_id) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def read_range(entries: list[list]) -> Range:
+    """The range one XREADGROUP ``>`` call returned: contiguous in the stream."""
+    return (_text(entries[0][0]), _text(entries[-1][0]), len(entries))
+
+
+@dataclass
+class Batch:
+    """Entries read as contiguous ``ranges`` (new entries) or as explicit ``ids`` (recovered ones)."""
+
+    entries: list[list]
+    consumer: str
+    ranges: list[Range] | None = None
+    ids: list[str] | None = None
+    created: float = field(default_factory=time.time)
+    recovered: bool = False
+
+    @classmethod
+    def of_ids(cls, entries: list[list], consumer: str) -> Batch:
+        return cls(entries, consumer, ids=[_text(e[0]) for e in entries])
+
+    @property
+    def batch_id(self) -> str:
+        return batch_identity(self.ranges, self.ids)
+
+    def manifest(self) -> bytes:
+        return orjson.dumps(
+            {"consumer": self.consumer, "ranges": self.ranges, "ids": self.ids, "created": self.created}
+        )
+
+    def entry_ids(self) -> list[bytes]:
+        return [entry[0] for entry in self.entries]
+
+
+@dataclass
+class Manifest:
+    """A batch's boundaries as recorded in Redis before its writes began."""
+
+    batch_id: str
+    consumer: str
+    ranges: list[Range] | None
+    ids: list[str] | None
+    created: float
+
+    @classmethod
+    def parse(cls, batch_id: str, raw: bytes) -> Manifest:
+        data = orjson.loads(raw)
+        ranges = [tuple(r) for r in data["ranges"]] if data.get("ranges") else None
+        return cls(batch_id, data["consumer"], ranges, data.get("ids"), float(data["created"]))
+
+    @property
+    def first_id(self) -> str:
+        return self.ranges[0][0] if self.ranges else (self.ids or [""])[0]
+
+
+class BatchOptimizer:
+    """Steers the batch size toward a sink-latency target (the seed's BatchOptimizer).
+
+    Above the target the size shrinks by 30%; under half the target it grows by 30%; in between it
+    holds. The average of the last few latencies damps single slow writes.
+    """
+
+    def __init__(self, initial: int, minimum: int, maximum: int, target_latency: float,
+                 dynamic: bool = True, window: int = 5) -> None:
+        self.size = initial
+        self.minimum, self.maximum = minimum, maximum
+        self.target = target_latency
+        self.dynamic = dynamic
+        self.history: list[float] = []
+        self.window = window
+
+    def observe(self, latency: float) -> int:
+        """Record one batch's write latency and return the next batch size."""
+        if not self.dynamic:
+            return self.size
+        self.history = [*self.history[-(self.window - 1):], latency]
+        average = sum(self.history) / len(self.history)
+        if average > self.target:
+            self.size = max(self.minimum, self.size * 7 // 10)
+        elif average < self.target / 2:
+            self.size = min(self.maximum, max(self.size + 1, self.size * 13 // 10))
+        return self.size

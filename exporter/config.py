@@ -1,0 +1,282 @@
+"""Configuration: one YAML file with the seed's keys, defaults from the seed, env overrides.
+
+Resolution order: ``--config FILE``, then ``$ARCHIVES_CONFIG``, then ``./archives.yaml``, then the
+embedded defaults (everything under the XDG data directory). Any key may be overridden by an
+environment variable ``ARCHIVES_<SECTION>_<KEY>`` (e.g. ``ARCHIVES_CLICKHOUSE_PASSWORD``), which is how
+secrets stay out of files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.errors import ConfigError
+from exporter.units import parse_duration, parse_size
+
+
+def _int(minimum: int = 0) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"expected an integer, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
+        if number < minimum:
+            raise ValueError(f"expected an integer >= {minimum}, got {number}")
+        return number
+
+    return parse
+
+
+def _fraction(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number between 0 and 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+        raise ValueError(f"expected a number between 0 and 1, got {value!r}")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "yes", "on", "1"}:
+        return True
+    if text in {"false", "no", "off", "0"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise ValueError(f"expected a non-empty string, got {value!r}")
+    return str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None or value == "" else _text(value)
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).upper()
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _url(*schemes: str) -> Callable[[Any], str | None]:
+    def parse(value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        text = str(value)
+        scheme = text.split("://", 1)[0] if "://" in text else ""
+        if scheme not in schemes:
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
+    """A config field: its default, the parser that validates raw YAML values, and a one-line doc."""
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str | None = _setting(None, _url("redis", "rediss", "unix"), "Redis URL; empty = embedded server")
+
+
+@dataclass(frozen=True)
+class ClickHouseConfig:
+    url: str | None = _setting(
+        None, _url("chdb", "clickhouse", "clickhouses"), "chdb:///dir or clickhouse://user@host:9000/db"
+    )
+    password: str | None = _setting(None, _optional_text, "server password (or ARCHIVES_CLICKHOUSE_PASSWORD)")
+
+
+@dataclass(frozen=True)
+class ColdConfig:
+    url: str | None = _setting(None, _url("file", "s3"), "file:///dir or s3://bucket/prefix for Parquet")
+    endpoint_url: str | None = _setting(None, _url("http", "https"), "S3-compatible endpoint")
+    region: str | None = _setting(None, _optional_text, "S3 region")
+    access_key_id: str | None = _setting(None, _optional_text, "S3 key (or ARCHIVES_COLD_ACCESS_KEY_ID)")
+    secret_access_key: str | None = _setting(None, _optional_text, "S3 secret (or env)")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    stream_key: str = _setting("completed_jobs", _text, "stream the job queue appends completions to")
+    consumer_group: str = _setting("archive-exporter", _text, "consumer group shared by all exporters")
+    consumer_name: str | None = _setting(None, _optional_text, "stable name in the group; empty = host name")
+    batch_size: int = _setting(1000, _int(1), "records per batch to start with")
+    min_batch_size: int = _setting(100, _int(1), "smallest batch dynamic sizing may choose")
+    max_batch_size: int = _setting(100_000, _int(1), "largest batch dynamic sizing may choose")
+    dynamic_batching: bool = _setting(True, _bool, "grow/shrink batches toward target_latency")
+    target_latency: float = _setting(2.0, parse_duration, "sink write latency the batch size aims at")
+    flush_interval: float = _setting(30.0, parse_duration, "longest a record waits in a partial batch")
+    worker_count: int = _setting(2, _int(1), "batches decoded and written concurrently")
+    retry_attempts: int = _setting(5, _int(1), "consecutive sink failures that open its circuit breaker")
+    retry_backoff: float = _setting(1.0, parse_duration, "first retry delay; doubles with jitter")
+    max_retry_backoff: float = _setting(60.0, parse_duration, "cap on the retry delay")
+    claim_idle: float = _setting(600.0, parse_duration, "idle time before another consumer's work is claimed")
+    max_record_size: int = _setting(1024 * 1024, parse_size, "entries larger than this go to the DLQ")
+    read_count: int = _setting(1000, _int(1), "entries asked for per XREADGROUP call")
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    redis_ttl: float = _setting(7 * 86400.0, parse_duration, "hot tier: how long Redis keeps job data")
+    clickhouse_ttl: float = _setting(365 * 86400.0, parse_duration, "warm tier: ClickHouse row TTL")
+    s3_archive_ttl: float = _setting(7 * 365 * 86400.0, parse_duration, "cold tier: Parquet lifetime")
+    payload_sampling_rate: float = _setting(0.01, _fraction, "share of payload samples kept (failures: all)")
+    payload_max_size: int = _setting(1024 * 1024, parse_size, "payloads larger than this are never sampled")
+    pii_redaction_enabled: bool = _setting(True, _bool, "redact e-mails, phones, cards, IPs in samples")
+    gdpr_compliance_enabled: bool = _setting(True, _bool, "enable deletion requests and their audit")
+    data_retention_max_days: int = _setting(2555, _int(1), "no record is kept longer than this")
+    deletion_request_ttl: float = _setting(30 * 86400.0, parse_duration, "deadline to honour a deletion")
+    compression_codec: str = _setting("ZSTD", _choice("ZSTD", "LZ4", "GZIP", "SNAPPY", "NONE"), "Parquet codec")
+
+
+@dataclass(frozen=True)
+class Config:
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    cold: ColdConfig = field(default_factory=ColdConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    source: str = "embedded defaults"
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """Return a copy with some keys of one section changed (used by tests and the CLI)."""
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}  # type: ignore[misc]
+
+
+def _parse_section(origin: str, name: str, raw: Any, env: Mapping[str, str]) -> Any:
+    cls = SECTIONS[name]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: section '{name}' must be a mapping of keys to values")
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{origin}: unknown key '{name}.{key}' (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for key, spec in known.items():
+        env_name = f"ARCHIVES_{name}_{key}".upper()
+        if env_name in env:
+            value, where = env[env_name], f"environment variable {env_name}"
+        elif key in raw:
+            value, where = raw[key], origin
+        else:
+            continue
+        try:
+            values[key] = spec.metadata["parse"](value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: '{name}.{key}': {exc}") from None
+    try:
+        section = cls(**values)
+    except TypeError as exc:  # pragma: no cover - defensive
+        raise ConfigError(f"{origin}: section '{name}': {exc}") from None
+    _check_section(origin, name, section)
+    return section
+
+
+def _check_section(origin: str, name: str, section: Any) -> None:
+    """Cross-key checks a single parser cannot do."""
+    if name == "pipeline" and not section.min_batch_size <= section.batch_size <= section.max_batch_size:
+        raise ConfigError(
+            f"{origin}: 'pipeline.batch_size' ({section.batch_size}) must lie between "
+            f"'pipeline.min_batch_size' ({section.min_batch_size}) and 'pipeline.max_batch_size' "
+            f"({section.max_batch_size})"
+        )
+
+
+def parse_config(data: Any, origin: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed YAML document and build a Config; ``origin`` names the file in errors."""
+    env = os.environ if env is None else env
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of sections (redis, pipeline, ...)")
+    for name in data:
+        if name not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown section '{name}' (known: {', '.join(SECTIONS)})")
+    sections = {name: _parse_section(origin, name, data.get(name), env) for name in SECTIONS}
+    return Config(**sections, source=origin)
+
+
+def resolve_config_path(explicit: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """Apply the resolution order; ``None`` means embedded defaults."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get("ARCHIVES_CONFIG"):
+        return Path(env["ARCHIVES_CONFIG"])
+    local = Path("archives.yaml")
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the configuration the CLI and TUI run with."""
+    path = resolve_config_path(explicit, env)
+    if path is None:
+        return parse_config({}, "embedded defaults", env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    return parse_config(data, str(path), env)
+
+
+def render_example() -> str:
+    """Every key with its default and one-line comment: the text of config.example.yaml."""
+    from exporter.units import format_duration, format_size
+
+    lines = ["# Archives configuration: every key, its default, and what it does.",
+             "# Any key can be set from the environment as ARCHIVES_<SECTION>_<KEY>.", ""]
+    defaults = Config()
+    for name in SECTIONS:
+        lines.append(f"{name}:")
+        section = getattr(defaults, name)
+        for spec in fields(section):
+            value = getattr(section, spec.name)
+            if spec.metadata["parse"] is parse_duration:
+                shown = format_duration(value)
+            elif value is None:
+                shown = "null"
+            elif isinstance(value, bool):
+                shown = str(value).lower()
+            elif spec.metadata["parse"] is parse_size:
+                shown = format_size(value)
+            else:
+                shown = str(value)
+            lines.append(f"  {spec.name}: {shown}  # {spec.metadata['doc']}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Export counters, shared by the pipeline's threads and published to Redis for other processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import orjson
+import redis
+
+
+@dataclass
+class ExportMetrics:
+    read: int = 0
+    archived: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    recovered_batches: int = 0
+    batch_size_target: int = 0
+    last_batch_records: int = 0
+    last_batch_seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+    last_error_at: float | None = None
+    started_at: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def error(self, where: str, exc: BaseException) -> None:
+        with self._lock:
+            self.errors[where] = self.errors.get(where, 0) + 1
+            self.last_error = f"{where}: {type(exc).__name__}: {exc}"[:500]
+            self.last_error_at = time.time()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+            data["errors"] = dict(self.errors)
+            return data
+
+
+def metrics_key(stream_key: str, consumer: str) -> str:
+    return f"{stream_key}:exporter:{consumer}"
+
+
+def publish(client: redis.Redis, stream_key: str, consumer: str, metrics: ExportMetrics) -> None:
+    """Store a snapshot where `archives status` in any process can read it (kept for a day)."""
+    snapshot = metrics.snapshot()
+    snapshot["updated_at"] = time.time()
+    key = metrics_key(stream_key, consumer)
+    client.set(key, orjson.dumps(snapshot), ex=86400)
+
+
+def read_published(client: redis.Redis, stream_key: str) -> list[dict]:
+    """Snapshots of every exporter of this stream, newest first."""
+    found = []
+    for key in client.scan_iter(match=f"{stream_key}:exporter:*", count=100):
+        raw = client.get(key)
+        if raw:
+            data = orjson.loads(raw)
+            data["consumer"] = key.decode().rsplit(":", 1)[-1]
+            found.append(data)
+    return sorted(found, key=lambda d: d.get("updated_at", 0), reverse=True)

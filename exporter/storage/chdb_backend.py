@@ -1,0 +1,111 @@
+"""The embedded backend: the ClickHouse engine in-process through chdb, with a persistent directory.
+
+A chdb data directory belongs to one process at a time, so the backend holds an exclusive lock file
+next to it naming the owner; a second process gets a clear StoreBusyError instead of chdb's
+"Error initializing EmbeddedServer". The kernel drops the lock when the owner dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+
+from exporter.errors import QueryError, StoreBusyError
+from exporter.storage.backend import settings_clause
+
+
+class ChdbBackend:
+    """chdb session over a data directory, serialised by a lock (one query at a time)."""
+
+    def __init__(self, path: str) -> None:
+        import chdb
+
+        self.path = Path(path)
+        self.description = f"chdb (embedded) at {self.path}"
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _acquire_owner_lock(self.path)
+        self._mutex = threading.Lock()
+        try:
+            self._conn = chdb.connect(str(self.path))
+        except Exception as exc:
+            self._lock_file.close()
+            raise StoreBusyError(f"cannot open the warm store at {self.path}: {exc}") from None
+
+    def execute(self, sql: str, settings: dict[str, object] | None = None) -> None:
+        self._run(sql + settings_clause(settings), "CSV")
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, object] | None = None) -> None:
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        # chdb's Python() table function finds the Arrow table by its variable name in this frame.
+        archives_batch = data  # noqa: F841
+        self._run(
+            f"INSERT INTO {table} ({columns}){settings_clause(settings)} "
+            f"SELECT {columns} FROM Python(archives_batch)",
+            "CSV",
+        )
+
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None) -> pa.Table:
+        return self._run(sql + settings_clause(settings), "ArrowTable")
+
+    def _run(self, sql: str, fmt: str):
+        with self._mutex:
+            try:
+                return self._conn.query(sql, fmt)
+            except RuntimeError as exc:  # chdb raises ChdbError, a RuntimeError
+                raise QueryError(_first_line(str(exc))) from None
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self._lock_file.close()
+
+
+def _first_line(message: str) -> str:
+    message = message.strip().splitlines()[0] if message.strip() else "query failed"
+    return message.removeprefix("Code: ").split(". DB::Exception: ", 1)[-1]
+
+
+def lock_path(data_dir: Path) -> Path:
+    return data_dir.with_name(data_dir.name + ".owner")
+
+
+def _acquire_owner_lock(data_dir: Path):
+    path = lock_path(data_dir)
+    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the backend
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise StoreBusyError(
+            f"the embedded warm store {data_dir} is in use by {owner}; query it there (the TUI), "
+            "stop that process, or configure a ClickHouse server (clickhouse.url)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} ({' '.join(os.path.basename(a) for a in sys.argv[:2])})")
+    handle.flush()
+    return handle
+
+
+def read_owner(data_dir: Path) -> str | None:
+    """Who holds the store, or None when it is free (used by status in other processes)."""
+    path = lock_path(data_dir)
+    if not path.exists():
+        return None
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

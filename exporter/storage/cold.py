@@ -1,0 +1,137 @@
+"""The cold tier: ZSTD Parquet files on any fsspec filesystem (``file://`` or ``s3://``).
+
+Layout: ``<root>/jobs/year=YYYY/month=MM/day=DD/hour=HH/<batch_id>.parquet``, hive-partitioned by the
+hour of enqueue_time. The object key depends only on the batch identity and the hour, so writing a
+batch again replaces each file with identical content: replays never duplicate. No partial file is
+ever visible: S3 publishes an object only when its upload completes, and on local disks the file is
+written under a hidden temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from datetime import UTC, datetime
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exporter.config import ColdConfig
+from exporter.record import CURRENT_SCHEMA_VERSION
+from exporter.storage.warm import TierStats
+
+_HOUR_US = 3_600_000_000
+
+
+class ParquetStore:
+    """Writes record batches as Parquet files partitioned by hour, and reads their summary."""
+
+    def __init__(self, url: str, fs: fsspec.AbstractFileSystem, root: str, codec: str = "ZSTD") -> None:
+        self.url = url
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.codec = None if codec == "NONE" else codec.lower()
+        self.local = "file" in _protocols(fs)
+
+    @classmethod
+    def open(cls, config: ColdConfig, url: str, codec: str = "ZSTD") -> ParquetStore:
+        options: dict[str, object] = {}
+        if url.startswith("s3://"):
+            client: dict[str, object] = {}
+            if config.endpoint_url:
+                client["endpoint_url"] = config.endpoint_url
+            if config.region:
+                client["region_name"] = config.region
+            options = {"client_kwargs": client}
+            if config.access_key_id:
+                options.update(key=config.access_key_id, secret=config.secret_access_key)
+        fs, root = fsspec.core.url_to_fs(url, **options)
+        if "file" in _protocols(fs):
+            fs.makedirs(root, exist_ok=True)
+        return cls(url, fs, root, codec)
+
+    @property
+    def jobs_root(self) -> str:
+        return f"{self.root}/jobs"
+
+    def write_batch(self, records: pa.Table, batch_id: str) -> list[str]:
+        """Write one file per hour the batch covers; returns the keys written."""
+        if records.num_rows == 0:
+            return []
+        micros = records.column("enqueue_time").combine_chunks().cast(pa.int64()).to_numpy()
+        hours = micros // _HOUR_US
+        order = np.argsort(hours, kind="stable")
+        hours_sorted = hours[order]
+        starts = np.flatnonzero(np.r_[True, hours_sorted[1:] != hours_sorted[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        sorted_records = records.take(pa.array(order))
+        written = []
+        for start, end in zip(starts, ends, strict=True):
+            key = self._key(int(hours_sorted[start]), batch_id)
+            self._put(key, self._encode(sorted_records.slice(start, end - start), batch_id))
+            written.append(key)
+        return written
+
+    def _key(self, hour: int, batch_id: str) -> str:
+        t = datetime.fromtimestamp(hour * 3600, tz=UTC)
+        return (
+            f"{self.jobs_root}/year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}/"
+            f"{batch_id}.parquet"
+        )
+
+    def _encode(self, records: pa.Table, batch_id: str) -> bytes:
+        metadata = dict(records.schema.metadata or {})
+        metadata.update({b"archives.schema_version": CURRENT_SCHEMA_VERSION.encode(),
+                         b"archives.batch_id": batch_id.encode()})
+        sink = io.BytesIO()
+        pq.write_table(records.replace_schema_metadata(metadata), sink, compression=self.codec)
+        return sink.getvalue()
+
+    def _put(self, key: str, data: bytes) -> None:
+        if not self.local:
+            self.fs.pipe_file(key, data)
+            return
+        directory, name = key.rsplit("/", 1)
+        os.makedirs(directory, exist_ok=True)
+        temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, key)
+
+    def files(self) -> list[dict]:
+        """Every archived Parquet file with its size (temporary files are hidden)."""
+        if not self.fs.exists(self.jobs_root):
+            return []
+        found = self.fs.find(self.jobs_root, detail=True)
+        return [
+            info for path, info in sorted(found.items())
+            if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith(".")
+        ]
+
+    def stats(self) -> TierStats:
+        files = self.files()
+        records, oldest, newest = 0, None, None
+        for info in files:
+            with self.fs.open(info["name"], "rb") as handle:
+                meta = pq.ParquetFile(handle).metadata
+            records += meta.num_rows
+            column = meta.schema.to_arrow_schema().get_field_index("enqueue_time")
+            for i in range(meta.num_row_groups):
+                stats = meta.row_group(i).column(column).statistics
+                if stats is not None and stats.has_min_max:
+                    low, high = _as_utc(stats.min), _as_utc(stats.max)
+                    oldest = low if oldest is None or low < oldest else oldest
+                    newest = high if newest is None or high > newest else newest
+        return TierStats(records, sum(int(i["size"]) for i in files), oldest, newest, f"{len(files)} files")
+
+
+def _as_utc(value) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)

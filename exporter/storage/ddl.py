@@ -1,0 +1,100 @@
+"""The warm tier's DDL: the seed's jobs_archive table and its two materialized views.
+
+Two deliberate departures from the seed, both so that totals stay right after background merges:
+``queue_hourly_stats`` keeps sums and counts of durations (a SummingMergeTree would add averages
+together), and ``error_patterns`` is an AggregatingMergeTree of min/max/sum columns (a
+ReplacingMergeTree keyed on first_seen keeps one arbitrary block's counts).
+"""
+
+from __future__ import annotations
+
+from exporter.record import OUTCOMES
+
+DEDUP_WINDOW = 10_000  # recent insert blocks remembered for insert_deduplication_token
+
+_OUTCOME_ENUM = "Enum8(" + ", ".join(f"'{o}' = {i}" for i, o in enumerate(OUTCOMES, start=1)) + ")"
+
+
+def jobs_archive(ttl_days: int) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS jobs_archive (
+    job_id String,
+    queue LowCardinality(String),
+    tenant_id LowCardinality(String),
+    priority Int8,
+    enqueue_time DateTime64(3, 'UTC'),
+    start_time Nullable(DateTime64(3, 'UTC')),
+    end_time Nullable(DateTime64(3, 'UTC')),
+    outcome {_OUTCOME_ENUM},
+    retries UInt16,
+    error_type LowCardinality(String),
+    error_msg String,
+    worker_id LowCardinality(String),
+    worker_version LowCardinality(String),
+    payload_size UInt32,
+    payload_hash String,
+    payload_sample Nullable(String),
+    trace_id String,
+    span_id String,
+    correlation_id String,
+    tags Map(String, String),
+    created_date Date MATERIALIZED toDate(enqueue_time),
+    schema_version LowCardinality(String),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_payload_hash payload_hash TYPE bloom_filter(0.01) GRANULARITY 4
+) ENGINE = MergeTree()
+PARTITION BY created_date
+ORDER BY (queue, enqueue_time, job_id)
+TTL created_date + INTERVAL {ttl_days} DAY
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
+    non_replicated_deduplication_window = {DEDUP_WINDOW}
+"""
+
+
+QUEUE_HOURLY_STATS = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS queue_hourly_stats
+ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(hour)
+ORDER BY (queue, hour, outcome)
+AS SELECT
+    queue,
+    toStartOfHour(enqueue_time) AS hour,
+    outcome,
+    count() AS job_count,
+    sum(payload_size) AS total_payload_size,
+    toUInt64(sumIf(dateDiff('millisecond', start_time, end_time),
+                   start_time IS NOT NULL AND end_time IS NOT NULL)) AS total_duration_ms,
+    countIf(start_time IS NOT NULL AND end_time IS NOT NULL) AS timed_count
+FROM jobs_archive
+GROUP BY queue, hour, outcome
+"""
+
+ERROR_PATTERNS = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS error_patterns (
+    error_hash UInt64,
+    queue LowCardinality(String),
+    error_type SimpleAggregateFunction(any, String),
+    error_msg SimpleAggregateFunction(any, String),
+    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+    occurrence_count SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree()
+ORDER BY (error_hash, queue)
+AS SELECT
+    cityHash64(error_type, error_msg) AS error_hash,
+    queue,
+    error_type,
+    error_msg,
+    min(enqueue_time) AS first_seen,
+    max(enqueue_time) AS last_seen,
+    count() AS occurrence_count
+FROM jobs_archive
+WHERE outcome = 'failed'
+GROUP BY error_hash, queue, error_type, error_msg
+"""
+
+
+def warm_schema(ttl_days: int) -> list[str]:
+    """Statements that create the warm tier; each is idempotent."""
+    return [jobs_archive(ttl_days), QUEUE_HOURLY_STATS, ERROR_PATTERNS]

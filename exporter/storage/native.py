@@ -1,0 +1,244 @@
+"""The server backend: a ClickHouse server over the native protocol through clickhouse-driver.
+
+The driver speaks rows of Python objects, so Arrow tables are converted column by column on the way
+in and rebuilt from the result's column types on the way out. Errors are split in two: what the server
+says about a statement (QueryError, one sentence) and not reaching it at all (BackendUnavailable,
+which the sinks retry); after the latter the client is disconnected so the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlparse
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+from clickhouse_driver import Client, errors
+
+from exporter.errors import BackendUnavailable, ConfigError, QueryError
+
+# The driver logs each failed connect with a traceback; without this an unconfigured app prints it.
+logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
+
+# Unexpected packets mean a desynced stream or not a native-protocol port: reconnecting is the remedy.
+_TRANSIENT = (
+    errors.NetworkError, errors.SocketTimeoutError, errors.UnexpectedPacketFromServerError, EOFError, OSError,
+)
+_TYPES_CHECK_HINT = " Repeat query with types_check=True for detailed info."
+_TRUE = {"1", "true", "yes", "on"}
+_URL_OPTIONS = {"secure", "verify", "ca_certs", "connect_timeout", "send_receive_timeout"}
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    **{f"Int{bits}": getattr(pa, f"int{bits}")() for bits in (8, 16, 32, 64)},
+    **{f"UInt{bits}": getattr(pa, f"uint{bits}")() for bits in (8, 16, 32, 64)},
+    "Float32": pa.float32(),
+    "Float64": pa.float64(),
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "Date": pa.date32(),
+    "Date32": pa.date32(),
+}
+_UTC_NAMES = {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Zulu", "GMT", "Etc/GMT"}
+
+Converter = Callable[[Any], Any] | None
+
+
+class NativeBackend:
+    """One clickhouse-driver Client behind a lock: the Client is not thread-safe."""
+
+    def __init__(self, host: str, port: int, database: str = "default", user: str = "default",
+                 password: str = "", secure: bool = False, **options: Any) -> None:
+        self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.description = f"ClickHouse server {self.where}/{database}" + (" (TLS)" if secure else "")
+        self._lock = threading.Lock()
+        # Connects lazily on first use, and again after disconnect().
+        self._client: Client | None = Client(
+            host=host, port=port, database=database, user=user, password=password, secure=secure,
+            client_name="archives", **options,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, password: str | None = None) -> NativeBackend:
+        """Parse ``clickhouse[s]://user:pass@host:port/db?secure=true&verify=false&ca_certs=...``.
+
+        A password in the URL wins over ``password`` (which usually comes from the environment).
+        """
+        parsed = urlparse(url)
+        if parsed.scheme not in {"clickhouse", "clickhouses"} or not parsed.hostname:
+            raise ConfigError(f"clickhouse.url {url!r}: expected clickhouse://user@host:9000/db")
+        query = dict(parse_qsl(parsed.query))
+        unknown = sorted(set(query) - _URL_OPTIONS)
+        if unknown:
+            raise ConfigError(f"clickhouse.url {url!r}: unknown option {unknown[0]!r}")
+        secure = parsed.scheme == "clickhouses" or query.get("secure", "").lower() in _TRUE
+        options: dict[str, Any] = {}
+        if "verify" in query:
+            options["verify"] = query["verify"].lower() in _TRUE
+        if "ca_certs" in query:
+            options["ca_certs"] = query["ca_certs"]
+        try:
+            for key in ("connect_timeout", "send_receive_timeout"):
+                if key in query:
+                    options[key] = float(query[key])
+            port = parsed.port or (9440 if secure else 9000)
+        except ValueError:
+            raise ConfigError(f"clickhouse.url {url!r}: invalid port or timeout") from None
+        return cls(
+            host=parsed.hostname,
+            port=port,
+            database=unquote(parsed.path.strip("/")) or "default",
+            user=unquote(parsed.username or "") or "default",
+            password=unquote(parsed.password) if parsed.password is not None else (password or ""),
+            secure=secure,
+            **options,
+        )
+
+    def execute(self, sql: str, settings: dict[str, object] | None = None) -> None:
+        self._run(lambda client: client.execute(sql, settings=settings))
+
+    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, object] | None = None) -> None:
+        if data.num_rows == 0:
+            return
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        values = [_to_driver(column) for column in data.columns]
+        statement = f"INSERT INTO {table} ({columns}) VALUES"
+        self._run(lambda client: client.execute(statement, values, columnar=True, settings=settings))
+
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None) -> pa.Table:
+        def query(client: Client) -> tuple[list[Any], list[tuple[str, str]], str]:
+            data, column_types = client.execute(sql, with_column_types=True, columnar=True, settings=settings)
+            # The zone naive DateTime values are in, read under the same lock as the query.
+            return data, column_types, client.connection.server_info.get_timezone() or "UTC"
+
+        data, column_types, server_tz = self._run(query)
+        arrays, names = [], []
+        for index, (name, ch_type) in enumerate(column_types):
+            arrow_type, convert = _arrow_type(ch_type, server_tz)
+            values = data[index] if data else []
+            if convert is not None:
+                values = [None if value is None else convert(value) for value in values]
+            arrays.append(pa.array(values, type=arrow_type))
+            names.append(name)
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.disconnect()
+                self._client = None
+
+    def _run(self, call: Callable[[Client], Any]) -> Any:
+        with self._lock:
+            if self._client is None:
+                raise BackendUnavailable(f"the connection to ClickHouse server {self.where} is closed")
+            try:
+                return call(self._client)
+            except errors.ServerException as exc:
+                raise QueryError(server_message(exc.message, exc.code)) from None
+            except _TRANSIENT as exc:
+                self._client.disconnect()
+                reason = _reason(exc)
+                raise BackendUnavailable(f"ClickHouse server {self.where} is unavailable: {reason}") from None
+            except errors.Error as exc:  # raised by the driver itself, e.g. an unknown Enum value
+                text = (exc.message or type(exc).__name__).replace(_TYPES_CHECK_HINT, "")
+                raise QueryError(_one_line(text)) from None
+
+
+def server_message(message: str, code: int | None = None) -> str:
+    """The first sentence of a server exception, without "DB::Exception:" and the stack trace."""
+    text = message.split("Stack trace:", 1)[0].replace("DB::Exception: ", "")
+    text = re.sub(r"^Received from \S+\. ", "", _one_line(text))
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].rstrip(". ")
+    return first + "." if first else f"ClickHouse server error {code}."
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's text without its "Code: 210." prefix and the "(host:port)" we already name."""
+    text = _one_line(str(exc)).removeprefix(f"Code: {getattr(exc, 'code', '')}. ")
+    return re.sub(r" \([^()\s]+:\d+\)$", "", text) or type(exc).__name__
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _to_driver(column: pa.ChunkedArray) -> list[Any]:
+    """Arrow column -> the Python values the driver packs (it has no Arrow input of its own)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)  # the driver stops at µs
+    values = column.to_pylist()
+    convert = _driver_value(column.type)
+    return values if convert is None else [None if v is None else convert(v) for v in values]
+
+
+def _driver_value(kind: pa.DataType) -> Converter:
+    """Per-value fix-ups: naive timestamps are UTC (else the driver assumes the server's zone), maps
+    are dicts; None when values pass through unchanged."""
+    if pa.types.is_timestamp(kind):
+        return (lambda v: v.replace(tzinfo=UTC)) if kind.tz is None else None
+    if pa.types.is_map(kind):
+        key, item = _driver_value(kind.key_type), _driver_value(kind.item_type)
+        return lambda v: {_apply(key, k): _apply(item, x) for k, x in v}
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _driver_value(kind.value_type)
+        return None if inner is None else (lambda v: [_apply(inner, x) for x in v])
+    return None
+
+
+def _apply(convert: Converter, value: Any) -> Any:
+    return value if convert is None or value is None else convert(value)
+
+
+def _arrow_type(ch_type: str, server_tz: str) -> tuple[pa.DataType, Converter]:
+    """ClickHouse type name -> (Arrow type, converter for the driver's non-null values)."""
+    name, args = _split_type(ch_type)
+    if not args and name in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[name], None
+    if name in {"Nullable", "LowCardinality"}:
+        return _arrow_type(args[0], server_tz)
+    if name in {"Enum8", "Enum16", "FixedString"}:
+        return pa.string(), None
+    if name in {"DateTime", "DateTime64"}:
+        scale = int(args[0]) if name == "DateTime64" else 0
+        unit = "s" if scale == 0 else "ms" if scale <= 3 else "us"
+        column_tz = args[-1].strip("'") if args and args[-1].startswith("'") else None
+        # Without a column zone the driver returns the server zone's wall clock, naive.
+        zone = None if column_tz or server_tz in _UTC_NAMES else ZoneInfo(server_tz)
+        return pa.timestamp(unit, tz=column_tz or "UTC"), (lambda v: v.replace(tzinfo=zone)) if zone else None
+    if name == "Decimal" and len(args) == 2 and int(args[0]) <= 38:
+        return pa.decimal128(int(args[0]), int(args[1])), None
+    if name == "Array":
+        inner, convert = _arrow_type(args[0], server_tz)
+        return pa.list_(inner), (lambda v: [_apply(convert, x) for x in v]) if convert else None
+    if name == "Map":
+        (key, ckey), (item, citem) = _arrow_type(args[0], server_tz), _arrow_type(args[1], server_tz)
+        return pa.map_(key, item), lambda v: [(_apply(ckey, k), _apply(citem, x)) for k, x in v.items()]
+    return pa.string(), str  # UUID, IPv4, Tuple, ...: readable text rather than a failure
+
+
+def _split_type(ch_type: str) -> tuple[str, list[str]]:
+    """``Map(String, Array(UInt8))`` -> ``("Map", ["String", "Array(UInt8)"])``, quotes respected."""
+    name, paren, rest = ch_type.strip().partition("(")
+    if not paren:
+        return name, []
+    args, current, depth, quoted, escaped = [], [], 0, False, False
+    for char in rest[:-1]:
+        if quoted:
+            quoted = escaped or char != "'"
+            escaped = not escaped and char == "\\"
+        elif char == "'":
+            quoted = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "," and depth == 0:
+            args.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    args.append("".join(current).strip())
+    return name, args

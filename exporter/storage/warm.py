@@ -1,0 +1,69 @@
+"""The warm tier: jobs_archive in ClickHouse, written idempotently per batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exporter.storage.backend import ClickHouseBackend
+from exporter.storage.ddl import warm_schema
+
+_WARM_TIME = pa.timestamp("ms", tz="UTC")
+
+
+@dataclass
+class TierStats:
+    """What status shows for one tier."""
+
+    records: int
+    bytes: int
+    oldest: datetime | None
+    newest: datetime | None
+    detail: str = ""
+
+
+class WarmStore:
+    """Inserts record batches into jobs_archive; a repeated batch id is a no-op (deduplicated)."""
+
+    table = "jobs_archive"
+
+    def __init__(self, backend: ClickHouseBackend, ttl_seconds: float) -> None:
+        self.backend = backend
+        self.ttl_days = max(1, int(ttl_seconds // 86400))
+
+    def ensure_schema(self) -> None:
+        for statement in warm_schema(self.ttl_days):
+            self.backend.execute(statement)
+
+    def insert(self, records: pa.Table, batch_id: str) -> None:
+        """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing."""
+        if records.num_rows == 0:
+            return
+        data = records
+        for name in ("enqueue_time", "start_time", "end_time"):
+            index = data.schema.get_field_index(name)
+            data = data.set_column(index, name, pc.cast(data.column(name), _WARM_TIME, safe=False))
+        self.backend.insert_arrow(
+            self.table,
+            data,
+            settings={"insert_deduplication_token": batch_id, "max_partitions_per_insert_block": 10_000},
+        )
+
+    def stats(self) -> TierStats:
+        parts = self.backend.query_arrow(
+            "SELECT toUInt64(sum(rows)) AS rows, toUInt64(sum(bytes_on_disk)) AS bytes FROM system.parts "
+            f"WHERE active AND database = currentDatabase() AND table = '{self.table}'"
+        ).to_pylist()[0]
+        span = self.backend.query_arrow(
+            f"SELECT count() AS n, min(enqueue_time) AS oldest, max(enqueue_time) AS newest FROM {self.table}"
+        ).to_pylist()[0]
+        has_rows = bool(span["n"])
+        return TierStats(
+            records=int(span["n"]),
+            bytes=int(parts["bytes"] or 0),
+            oldest=span["oldest"] if has_rows else None,
+            newest=span["newest"] if has_rows else None,
+        )
