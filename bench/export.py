@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -426,7 +427,9 @@ def child_e2e(spec: dict) -> None:
     warm_dir, cold_dir = Path(spec["warm"]), Path(spec["cold"])
     config = bench_config(spec["url"], spec["group"], spec["batch_size"], warm_dir, cold_dir)
     client = redis.Redis.from_url(spec["url"], socket_timeout=120)
-    baseline = _hwm_mb()  # interpreter + imports (pyarrow, chdb, redis)
+    import chdb  # noqa: F401 - imported lazily by the backend; count it in the baseline
+
+    baseline = _hwm_mb()  # interpreter + imports (pyarrow, chdb, redis), before any store is opened
     outcome = end_to_end(client, config, warm_dir, cold_dir, "child")
     print(json.dumps({
         "records": outcome.result.records, "seconds": outcome.result.seconds,
@@ -469,6 +472,16 @@ def machine(client: redis.Redis) -> str:
             f"chdb {chdb.__version__}, pyarrow {pa.__version__}")
 
 
+def source_digest() -> str:
+    """A digest of exporter/**/*.py, to tell which code a run measured (the tree may be edited)."""
+    digest = hashlib.sha1()
+    package = Path(__file__).resolve().parent.parent / "exporter"
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def run(args: argparse.Namespace) -> None:
     wall_started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="archives-bench-"))
@@ -483,7 +496,7 @@ def run(args: argparse.Namespace) -> None:
         n, batch_size = args.events, args.batch_size
         report = Report()
         print(f"archives export benchmark: {n:,} events, batch size {batch_size:,}, temp {root}")
-        print(machine(client), flush=True)
+        print(f"{machine(client)}; exporter source {source_digest()}", flush=True)
 
         seeded = seed(client, n)
         print(f"  {seeded.stage:<34} {seeded.records:>10,} rec {seeded.seconds:>8.2f} s "
