@@ -145,15 +145,16 @@ def open_cold(directory: Path, config: Config) -> ParquetStore:
     return ParquetStore.open(config.cold, f"file://{directory}", config.retention.compression_codec)
 
 
-def bench_config(server_url: str, group: str, batch_size: int, warm_dir: Path, cold_dir: Path) -> Config:
-    """The end-to-end configuration: batch_size as asked, max_batch_size 100,000, temp parts."""
+def bench_config(server_url: str, group: str, batch_size: int, warm_dir: Path, cold_dir: Path,
+                 max_batch_size: int = 100_000) -> Config:
+    """The end-to-end configuration: batch sizes as asked (dynamic sizing on), temp parts."""
     return (
         Config()
         .replace("redis", url=server_url)
         .replace("clickhouse", url=f"chdb://{warm_dir}")
         .replace("cold", url=f"file://{cold_dir}")
         .replace("pipeline", stream_key=STREAM_KEY, consumer_group=group, consumer_name=CONSUMER,
-                 batch_size=batch_size, max_batch_size=max(100_000, batch_size))
+                 batch_size=batch_size, max_batch_size=max(max_batch_size, batch_size))
     )
 
 
@@ -425,7 +426,8 @@ def _hwm_mb() -> float:
 def child_e2e(spec: dict) -> None:
     """Run in the child: the end-to-end export, printing one JSON line with timings and peak RSS."""
     warm_dir, cold_dir = Path(spec["warm"]), Path(spec["cold"])
-    config = bench_config(spec["url"], spec["group"], spec["batch_size"], warm_dir, cold_dir)
+    config = bench_config(spec["url"], spec["group"], spec["batch_size"], warm_dir, cold_dir,
+                          spec["max_batch_size"])
     client = redis.Redis.from_url(spec["url"], socket_timeout=120)
     import chdb  # noqa: F401 - imported lazily by the backend; count it in the baseline
 
@@ -438,8 +440,9 @@ def child_e2e(spec: dict) -> None:
     }))
 
 
-def peak_rss(server: RedisServer, group: str, batch_size: int, root: Path) -> tuple[Result, dict]:
-    spec = {"url": server.url, "group": group, "batch_size": batch_size,
+def peak_rss(server: RedisServer, group: str, batch_size: int, max_batch_size: int,
+             root: Path) -> tuple[Result, dict]:
+    spec = {"url": server.url, "group": group, "batch_size": batch_size, "max_batch_size": max_batch_size,
             "warm": str(root / "rss-warm"), "cold": str(root / "rss-cold")}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-e2e", json.dumps(spec)],
@@ -495,7 +498,8 @@ def run(args: argparse.Namespace) -> None:
         cleanup.closers.append(client.close)
         n, batch_size = args.events, args.batch_size
         report = Report()
-        print(f"archives export benchmark: {n:,} events, batch size {batch_size:,}, temp {root}")
+        print(f"archives export benchmark: {n:,} events, batch size {batch_size:,} "
+              f"(end to end: max {max(args.max_batch_size, batch_size):,}, dynamic), temp {root}")
         print(f"{machine(client)}; exporter source {source_digest()}", flush=True)
 
         seeded = seed(client, n)
@@ -507,6 +511,7 @@ def run(args: argparse.Namespace) -> None:
 
         config = bench_config(server.url, "g_prepare", batch_size, root / "sink-warm", root / "sink-cold")
         batches = read_batches(client, batch_size)
+        gc.freeze()  # the 1M read-ahead entries are not the pipeline's: keep them out of GC passes
         warm = open_warm(root / "sink-warm", config)
         try:
             cold = open_cold(root / "sink-cold", config)
@@ -514,6 +519,7 @@ def run(args: argparse.Namespace) -> None:
             result, prepared = prepare_all(pipeline, batches)
             report.add(result)
             del batches
+            gc.unfreeze()
             gc.collect()
             report.add(sink_alone("3a ClickHouse (chdb) insert alone", warm.insert, prepared))
             report.add(sink_alone("3b Parquet write_batch alone", cold.write_batch, prepared))
@@ -522,7 +528,8 @@ def run(args: argparse.Namespace) -> None:
             warm.backend.close()
         gc.collect()
 
-        e2e_config = bench_config(server.url, "g_e2e", batch_size, root / "e2e-warm", root / "e2e-cold")
+        e2e_config = bench_config(server.url, "g_e2e", batch_size, root / "e2e-warm", root / "e2e-cold",
+                                  args.max_batch_size)
         outcome = end_to_end(client, e2e_config, root / "e2e-warm", root / "e2e-cold", "4 end to end run(once=True)")
         e2e = report.add(outcome.result)
         ok = outcome.warm_rows == n and outcome.cold_rows == n and outcome.pending == 0
@@ -537,7 +544,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"    naive check: jobs_archive count() {count:,}; end to end / naive = "
                   f"{e2e.rate / result.rate:.2f}x", flush=True)
 
-        result, figures = peak_rss(server, "g_rss", batch_size, root)
+        result, figures = peak_rss(server, "g_rss", batch_size, args.max_batch_size, root)
         report.add(result)
         print(f"    peak RSS of the end-to-end child with a {n:,} backlog: {figures['peak_mb']:,.0f} MB "
               f"(RUSAGE_CHILDREN {figures['children_maxrss_mb']:,.0f} MB; {figures['baseline_mb']:,.0f} MB "
@@ -555,6 +562,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to seed (default 1,000,000)")
     parser.add_argument("--batch-size", type=int, default=10_000, help="records per batch (default 10,000)")
+    parser.add_argument("--max-batch-size", type=int, default=100_000,
+                        help="pipeline.max_batch_size for the end-to-end stages (default 100,000)")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive per-record reference")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (stores, redis log)")
     parser.add_argument("--child-e2e", help=argparse.SUPPRESS)

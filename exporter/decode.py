@@ -9,6 +9,7 @@ names the fault of each bad entry. Either way the result is identical for the sa
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,18 +34,19 @@ from exporter.record import (
 # Entries as redis-py returns them raw: [entry_id, [field, value, field, value, ...]].
 Entry = list
 
-# Times are declared (strings, or epoch milliseconds for producers that send numbers) so that
-# pyarrow.json never infers them itself: its inference would accept times without a UTC offset.
-_FAST_PARSES = [
-    pajson.ParseOptions(
-        explicit_schema=pa.schema(
-            [(name, pa.string()) for name in (*STRING_FIELDS, *NULLABLE_STRING_FIELDS)]
-            + [(name, pa.int64()) for name in INT_FIELDS]
-            + [(name, time_type) for name in TIME_FIELDS]
-        ),
-        unexpected_field_behavior="infer",
-    )
-    for time_type in (pa.string(), pa.int64())
+# Times are declared as strings so that pyarrow.json never infers them (its inference would accept
+# times without a UTC offset). Epoch-millisecond numbers are quoted in the buffer first, so one batch may
+# mix both forms and still take the fast path; quotes inside JSON strings are escaped, so only keys match.
+_FAST_PARSE = pajson.ParseOptions(
+    explicit_schema=pa.schema(
+        [(name, pa.string()) for name in (*STRING_FIELDS, *NULLABLE_STRING_FIELDS, *TIME_FIELDS)]
+        + [(name, pa.int64()) for name in INT_FIELDS]
+    ),
+    unexpected_field_behavior="infer",
+)
+_NUMERIC_TIMES = [
+    (re.compile(b'"' + name.encode() + rb'"(\s*):(\s*)(-?\d+)'), b'"' + name.encode() + rb'"\1:\2"\3"')
+    for name in TIME_FIELDS
 ]
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"^-?\d{1,15}$"
@@ -119,13 +121,14 @@ def decode_entries(entries: list[Entry], max_record_size: int) -> Decoded:
 def _decode_json_values(values: list[bytes], positions: list[int]) -> Decoded:
     buffer = b"\n".join(values)
     if buffer.count(b"\n") == len(values) - 1:
-        for options in _FAST_PARSES:
-            try:
-                raw = pajson.read_json(io.BytesIO(buffer), parse_options=options)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                continue
-            if raw.num_rows == len(values):
-                return _normalize(raw, np.asarray(positions, dtype=np.int64))
+        for pattern, quoted in _NUMERIC_TIMES:  # a literal prefix each: far faster than one alternation
+            buffer = pattern.sub(quoted, buffer)
+        try:
+            raw = pajson.read_json(io.BytesIO(buffer), parse_options=_FAST_PARSE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raw = None
+        if raw is not None and raw.num_rows == len(values):
+            return _normalize(raw, np.asarray(positions, dtype=np.int64))
     records, rejects = [], []
     for pos, value in zip(positions, values, strict=True):
         try:
