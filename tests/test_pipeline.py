@@ -88,12 +88,17 @@ def _read_batch(pipeline: ExportPipeline, count: int) -> Batch:
     return Batch(entries, pipeline.consumer, ranges=[read_range(entries)])
 
 
+def _manifested_batch(pipeline: ExportPipeline, count: int):
+    """Read a batch and record its manifest, as the reader does before any write."""
+    batch = _read_batch(pipeline, count)
+    pipeline.reader.record_manifest(batch)
+    records, _ = pipeline.prepare(batch)
+    return batch, records
+
+
 def test_batch_written_but_not_acknowledged_is_replayed_without_duplicates(config, redis_client, warm, cold):
     seed_stream(redis_client, STREAM, 1500, seed=4)
-    crashed = make_pipeline(config, redis_client, warm, cold)
-    batch = _read_batch(crashed, 700)
-    crashed.reader.record_manifest(batch)
-    records, _ = crashed.prepare(batch)
+    batch, records = _manifested_batch(make_pipeline(config, redis_client, warm, cold), 700)
     warm.insert(records, batch.batch_id)
     cold.write_batch(records, batch.batch_id)  # ... and the process dies before XACK
 
@@ -106,10 +111,7 @@ def test_batch_written_but_not_acknowledged_is_replayed_without_duplicates(confi
 
 def test_half_written_batch_is_completed_on_replay(config, redis_client, warm, cold):
     seed_stream(redis_client, STREAM, 800, seed=5)
-    crashed = make_pipeline(config, redis_client, warm, cold)
-    batch = _read_batch(crashed, 800)
-    crashed.reader.record_manifest(batch)
-    records, _ = crashed.prepare(batch)
+    batch, records = _manifested_batch(make_pipeline(config, redis_client, warm, cold), 800)
     warm.insert(records, batch.batch_id)  # warm written, cold not, then the crash
 
     make_pipeline(config, redis_client, warm, cold).run(once=True)
