@@ -244,7 +244,7 @@ def read_batches(client: redis.Redis, batch_size: int) -> list[Batch]:
         entries = raw.execute_command("XRANGE", STREAM_KEY, start, "+", "COUNT", batch_size) or []
         if not entries:
             return batches
-        batches.append(Batch(entries, CONSUMER, ranges=[read_range(entries)]))
+        batches.append(Batch.of_entries(entries, CONSUMER, ranges=[read_range(entries)]))
         last = entries[-1][0]
         start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
@@ -253,7 +253,7 @@ def prepare_all(pipeline: ExportPipeline, batches: list[Batch]) -> tuple[Result,
     """Time ``pipeline.prepare`` (decode, conform, sample, redact) over every batch."""
     prepared: list[tuple[pa.Table, str]] = []
     dead = 0
-    entries = sum(len(b.entries) for b in batches)
+    entries = sum(len(b) for b in batches)
     started = time.perf_counter()
     for batch in batches:
         records, rejects = pipeline.prepare(batch)

@@ -10,11 +10,17 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import orjson
 
 # A contiguous run of entries returned by one XREADGROUP call: (first id, last id, count).
 Range = tuple[str, str, int]
+
+# An entry's content: the ``data`` field's JSON bytes, or the whole field list for any other form.
+# Holding bytes instead of redis-py's per-entry lists keeps a large backlog out of the garbage
+# collector's way: bytes are not GC-tracked, lists are, and full collections walk every one of them.
+Body = bytes | list
 
 
 def batch_identity(ranges: list[Range] | None, ids: list[str] | None) -> str:
@@ -33,11 +39,30 @@ def read_range(entries: list[list]) -> Range:
     return (_text(entries[0][0]), _text(entries[-1][0]), len(entries))
 
 
+def bodies_of(entries: list[list]) -> list[Body]:
+    return [f[1] if len(f) == 2 and f[0] == b"data" else f for _, f in entries]
+
+
+def fields_of(body: Body) -> list:
+    """The entry's original field list (for the dead-letter stream)."""
+    return [b"data", body] if isinstance(body, bytes) else body
+
+
+def body_size(body: Body) -> int:
+    """Bytes of field names and values, as the entry held them in Redis."""
+    return 4 + len(body) if isinstance(body, bytes) else sum(map(len, body))
+
+
 @dataclass
 class Batch:
-    """Entries read as contiguous ``ranges`` (new entries) or as explicit ``ids`` (recovered ones)."""
+    """Entries read as contiguous ``ranges`` (new entries) or as explicit ``ids`` (recovered ones).
 
-    entries: list[list]
+    ``bodies`` is dropped once the batch is decoded: acknowledging needs only ``entry_ids``, and a
+    batch that fails after that is rebuilt from its manifest on the next start.
+    """
+
+    entry_ids: list[bytes]
+    bodies: list[Body]
     consumer: str
     ranges: list[Range] | None = None
     ids: list[str] | None = None
@@ -45,10 +70,18 @@ class Batch:
     recovered: bool = False
 
     @classmethod
-    def of_ids(cls, entries: list[list], consumer: str) -> Batch:
-        return cls(entries, consumer, ids=[_text(e[0]) for e in entries])
+    def of_entries(cls, entries: list[list], consumer: str, **manifest) -> Batch:
+        """A batch of raw entries (``[id, fields]``), as redis-py returns them."""
+        return cls([e[0] for e in entries], bodies_of(entries), consumer, **manifest)
 
-    @property
+    @classmethod
+    def of_ids(cls, entries: list[list], consumer: str) -> Batch:
+        return cls.of_entries(entries, consumer, ids=[_text(e[0]) for e in entries])
+
+    def __len__(self) -> int:
+        return len(self.entry_ids)
+
+    @cached_property
     def batch_id(self) -> str:
         return batch_identity(self.ranges, self.ids)
 
@@ -57,8 +90,34 @@ class Batch:
             {"consumer": self.consumer, "ranges": self.ranges, "ids": self.ids, "created": self.created}
         )
 
-    def entry_ids(self) -> list[bytes]:
-        return [entry[0] for entry in self.entries]
+
+class BatchBuilder:
+    """Collects what consecutive XREADGROUP calls return until the batch is big or old enough."""
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self.entry_ids: list[bytes] = []
+        self.bodies: list[Body] = []
+        self.ranges: list[Range] = []
+        self.nbytes = 0
+        self.started = 0.0  # monotonic time of the first entry
+
+    def __len__(self) -> int:
+        return len(self.entry_ids)
+
+    def add(self, entries: list[list]) -> None:
+        if not self.entry_ids:
+            self.started = time.monotonic()
+        bodies = bodies_of(entries)
+        self.entry_ids += [e[0] for e in entries]
+        self.bodies += bodies
+        self.nbytes += sum(map(body_size, bodies))
+        self.ranges.append(read_range(entries))
+
+    def take(self) -> Batch:
+        batch = Batch(self.entry_ids, self.bodies, self.consumer, ranges=self.ranges)
+        self.__init__(self.consumer)
+        return batch
 
 
 @dataclass

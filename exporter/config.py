@@ -125,6 +125,7 @@ class PipelineConfig:
     batch_size: int = _setting(1000, _int(1), "records per batch to start with")
     min_batch_size: int = _setting(100, _int(1), "smallest batch dynamic sizing may choose")
     max_batch_size: int = _setting(100_000, _int(1), "largest batch dynamic sizing may choose")
+    max_batch_bytes: int = _setting(16 * 1024 * 1024, parse_size, "a batch closes at this many entry bytes")
     dynamic_batching: bool = _setting(True, _bool, "grow/shrink batches toward target_latency")
     target_latency: float = _setting(2.0, parse_duration, "sink write latency the batch size aims at")
     flush_interval: float = _setting(30.0, parse_duration, "longest a record waits in a partial batch")

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from exporter.batch import Batch, BatchOptimizer, read_range
+from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of
 from exporter.config import Config
-from exporter.decode import decode_entries
+from exporter.decode import decode_bodies
 from exporter.metrics import ExportMetrics, publish
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
@@ -100,7 +100,7 @@ class ExportPipeline:
             if manifest.consumer != self.consumer and not stale:
                 continue
             batch = self._retrying("redis", lambda m=manifest: self.reader.rebuild(m))
-            self.metrics.add(recovered_batches=1, read=len(batch.entries))
+            self.metrics.add(recovered_batches=1, read=len(batch))
             self._put(batch)
             replayed += 1
         if replayed:
@@ -128,7 +128,7 @@ class ExportPipeline:
             if manifest.consumer != self.consumer and time.time() - manifest.created > p.claim_idle:
                 batch = self.reader.rebuild(manifest)
                 batch.consumer = self.consumer
-                self.metrics.add(recovered_batches=1, read=len(batch.entries))
+                self.metrics.add(recovered_batches=1, read=len(batch))
                 self._put(batch)
         start = "0-0"
         while True:
@@ -141,15 +141,13 @@ class ExportPipeline:
 
     def _read_loop(self, once: bool) -> None:
         p = self.config.pipeline
-        pending: list[list] = []
-        ranges: list = []
-        deadline = 0.0
+        pending = BatchBuilder(self.consumer)
         last_publish = last_claim = time.monotonic()
         failures = 0
         while not self.stopping.is_set():
-            now = time.monotonic()
             target = self.optimizer.size
-            block = None if once else max(1, min(1000, int((deadline - now) * 1000) if pending else 1000))
+            deadline = pending.started + p.flush_interval
+            block = None if once else max(1, min(1000, int((deadline - time.monotonic()) * 1000) if pending else 1000))
             try:
                 entries = self.reader.read_new(max(1, min(p.read_count, target - len(pending))), block)
                 failures = 0
@@ -159,14 +157,12 @@ class ExportPipeline:
                 failures += 1
                 continue
             if entries:
-                if not pending:
-                    deadline = time.monotonic() + p.flush_interval
-                pending.extend(entries)
-                ranges.append(read_range(entries))
+                pending.add(entries)
                 self.metrics.add(read=len(entries))
-            if pending and (len(pending) >= target or time.monotonic() >= deadline or (once and not entries)):
-                self._dispatch(Batch(pending, self.consumer, ranges=ranges))
-                pending, ranges = [], []
+            full = len(pending) >= target or pending.nbytes >= p.max_batch_bytes
+            due = time.monotonic() >= pending.started + p.flush_interval
+            if pending and (full or due or (once and not entries)):
+                self._dispatch(pending.take())
             if time.monotonic() - last_publish >= 1.0:
                 self._publish()
                 last_publish = time.monotonic()
@@ -179,7 +175,7 @@ class ExportPipeline:
                     break
                 self._recover()  # batches left pending by a failure: take them again
         if pending and not self.aborting.is_set():
-            self._dispatch(Batch(pending, self.consumer, ranges=ranges))
+            self._dispatch(pending.take())
 
     def _dispatch(self, batch: Batch, recovered: bool = False) -> None:
         batch.recovered = recovered
@@ -219,7 +215,10 @@ class ExportPipeline:
             log.exception("cannot decode batch %s", batch_id)
             self.metrics.error("decode", exc)
             records = None
-            dead = [(entry, f"internal error while decoding: {type(exc).__name__}: {exc}") for entry in batch.entries]
+            reason = f"internal error while decoding: {type(exc).__name__}: {exc}"
+            dead = [((entry_id, fields_of(body)), reason)
+                    for entry_id, body in zip(batch.entry_ids, batch.bodies, strict=True)]
+        batch.bodies = []  # decoded: only the ids are needed from here on
         started = time.monotonic()
         if records is not None and records.num_rows:
             cold = self._parquet_writer.submit(
@@ -234,12 +233,12 @@ class ExportPipeline:
         target = self.optimizer.observe(latency) if records is not None and records.num_rows else self.optimizer.size
         self.metrics.add(archived=records.num_rows if records is not None else 0, dead_lettered=len(dead), batches=1)
         self.metrics.batch_size_target = target
-        self.metrics.last_batch_records = len(batch.entries)
+        self.metrics.last_batch_records = len(batch)
         self.metrics.last_batch_seconds = round(latency, 4)
 
     def prepare(self, batch: Batch) -> tuple[pa.Table, list[tuple[list, str]]]:
         """Decode and transform a batch: the records to store and the entries to dead-letter."""
-        decoded = decode_entries(batch.entries, self.config.pipeline.max_record_size)
+        decoded = decode_bodies(batch.bodies, self.config.pipeline.max_record_size)
         records, unknown = self.registry.conform(decoded.table)
         rejects = list(decoded.rejects)
         if pc.any(unknown).as_py():
@@ -251,7 +250,7 @@ class ExportPipeline:
         records = self.sampler.apply(records, batch.batch_id)
         if self.redactor is not None:
             records = self.redactor.apply(records)
-        return records, [(batch.entries[pos], reason) for pos, reason in rejects]
+        return records, [((batch.entry_ids[pos], fields_of(batch.bodies[pos])), reason) for pos, reason in rejects]
 
     # -- retries ---------------------------------------------------------------------------------
 

@@ -87,14 +87,15 @@ class StreamReader:
                 "XCLAIM", self.stream_key, self.group, self.consumer, 0, *chunk
             ) or []
             entries.extend(e for e in claimed if e and e[1] is not None)
-        return Batch(entries, manifest.consumer, manifest.ranges, manifest.ids, manifest.created, recovered=True)
+        return Batch.of_entries(entries, manifest.consumer, ranges=manifest.ranges, ids=manifest.ids,
+                                created=manifest.created, recovered=True)
 
     def complete(self, batch: Batch, dead_letters: list[tuple[Entry, str]]) -> None:
         """Dead-letter the refused entries, acknowledge the whole batch, forget its manifest: atomically."""
         pipe = self.client.pipeline(transaction=True)
         for (entry_id, fields), reason in dead_letters:
             pipe.xadd(self.dlq_key, _dead_letter_fields(entry_id, fields, reason, batch.batch_id))
-        ids = batch.entry_ids()
+        ids = batch.entry_ids
         for start in range(0, len(ids), 10_000):
             pipe.xack(self.stream_key, self.group, *ids[start:start + 10_000])
         pipe.hdel(self.manifests_key, batch.batch_id)

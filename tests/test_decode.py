@@ -2,8 +2,14 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from exporter.decode import decode_entries
+from exporter.batch import bodies_of
+from exporter.decode import decode_bodies
 from exporter.record import RECORD_SCHEMA
+
+
+def decode(entries: list, max_record_size: int):
+    """Decode raw ``[id, fields]`` entries as the pipeline does."""
+    return decode_bodies(bodies_of(entries), max_record_size)
 
 
 def data_entry(i: int, **fields) -> list:
@@ -24,7 +30,7 @@ def flat_entry(i: int, **fields) -> list:
 
 
 def test_data_form_decodes_to_the_record_schema():
-    decoded = decode_entries([data_entry(0, priority=3, tags={"region": "eu"}, retries=2)], 1 << 20)
+    decoded = decode([data_entry(0, priority=3, tags={"region": "eu"}, retries=2)], 1 << 20)
     assert decoded.table.schema == RECORD_SCHEMA
     row = decoded.table.to_pylist()[0]
     assert row["enqueue_time"].isoformat() == "2024-01-15T08:30:00.123456+00:00"  # offset applied, ns -> us
@@ -36,8 +42,8 @@ def test_data_form_decodes_to_the_record_schema():
 
 def test_flat_form_decodes_like_the_data_form():
     fields = {"priority": 2, "tags": {"a": "b"}, "error_msg": "boom", "start_time": 1705307400123}
-    data = decode_entries([data_entry(0, **fields)], 1 << 20).table
-    flat = decode_entries([flat_entry(0, **fields)], 1 << 20).table
+    data = decode([data_entry(0, **fields)], 1 << 20).table
+    flat = decode([flat_entry(0, **fields)], 1 << 20).table
     assert flat.to_pylist() == data.to_pylist()
 
 
@@ -45,16 +51,17 @@ def test_flat_form_decodes_like_the_data_form():
     ("2024-01-15T10:30:00Z", "2024-01-15T10:30:00+00:00"),
     ("2024-01-15T10:30:00.5-05:30", "2024-01-15T16:00:00.500000+00:00"),
     ("2024-01-15T10:30:00.000000001+00:00", "2024-01-15T10:30:00+00:00"),
+    ("2290-06-01T12:00:00.123456789Z", "2290-06-01T12:00:00.123456+00:00"),  # past nanoseconds' 2262
     (1705314600123, "2024-01-15T10:30:00.123000+00:00"),
 ])
 def test_times_go_style_and_epoch_millis(text, iso):
-    decoded = decode_entries([data_entry(0, enqueue_time=text)], 1 << 20)
+    decoded = decode([data_entry(0, enqueue_time=text)], 1 << 20)
     assert decoded.table.column("enqueue_time")[0].as_py().isoformat() == iso
 
 
 def test_mixed_json_types_in_one_batch_take_the_slow_path_and_agree():
     entries = [data_entry(0, enqueue_time=1705314600123, priority="4"), data_entry(1)]
-    decoded = decode_entries(entries, 1 << 20)
+    decoded = decode(entries, 1 << 20)
     assert decoded.rejects == []
     assert decoded.table.column("priority").to_pylist() == [4, 0]
     assert decoded.table.column("job_id").to_pylist() == ["j0", "j1"]
@@ -74,7 +81,7 @@ def test_each_bad_entry_gets_a_reason_and_good_ones_survive():
         data_entry(9, enqueue_time="0001-01-01T00:00:00Z"),
         data_entry(10),
     ]
-    decoded = decode_entries(entries, max_record_size=250)
+    decoded = decode(entries, max_record_size=250)
     assert decoded.table.column("job_id").to_pylist() == ["j0", "j10"]
     assert list(decoded.rows) == [0, 10]
     reasons = dict(decoded.rejects)
@@ -93,34 +100,34 @@ def test_each_bad_entry_gets_a_reason_and_good_ones_survive():
 def test_json_with_raw_newlines_between_tokens_still_decodes():
     pretty = orjson.dumps({"job_id": "p", "queue": "q", "outcome": "failed", "enqueue_time": "2024-01-15T10:30:00Z"},
                           option=orjson.OPT_INDENT_2)
-    decoded = decode_entries([[b"1-0", [b"data", pretty]], data_entry(1)], 1 << 20)
+    decoded = decode([[b"1-0", [b"data", pretty]], data_entry(1)], 1 << 20)
     assert decoded.table.column("job_id").to_pylist() == ["p", "j1"]
 
 
 def test_object_payload_sample_is_kept_as_json_text():
-    decoded = decode_entries([data_entry(0, payload_sample={"a": 1})], 1 << 20)
+    decoded = decode([data_entry(0, payload_sample={"a": 1})], 1 << 20)
     assert decoded.table.column("payload_sample").to_pylist() == ['{"a":1}']
 
 
 def test_tags_from_json_objects_become_per_row_maps():
     entries = [data_entry(0, tags={"a": "1", "b": "2"}), data_entry(1), data_entry(2, tags={"c": 3})]
-    tags = decode_entries(entries, 1 << 20).table.column("tags").to_pylist()
+    tags = decode(entries, 1 << 20).table.column("tags").to_pylist()
     assert tags == [[("a", "1"), ("b", "2")], [], [("c", "3")]]
 
 
 def test_empty_batch():
-    decoded = decode_entries([], 1 << 20)
+    decoded = decode([], 1 << 20)
     assert decoded.table.num_rows == 0 and decoded.table.schema == RECORD_SCHEMA
     assert isinstance(decoded.table, pa.Table)
 
 
 def test_times_without_offset_are_refused_on_every_path():
-    fast = decode_entries([data_entry(0, enqueue_time="2024-01-15 10:30:00")], 1 << 20)
-    slow = decode_entries([flat_entry(0, enqueue_time="2024-01-15 10:30:00")], 1 << 20)
+    fast = decode([data_entry(0, enqueue_time="2024-01-15 10:30:00")], 1 << 20)
+    slow = decode([flat_entry(0, enqueue_time="2024-01-15 10:30:00")], 1 << 20)
     assert fast.table.num_rows == 0 and slow.table.num_rows == 0
     assert "not an RFC 3339 time" in fast.rejects[0][1] and "not an RFC 3339 time" in slow.rejects[0][1]
 
 
 def test_batch_of_epoch_millis_only_stays_on_the_fast_path():
-    decoded = decode_entries([data_entry(i, enqueue_time=1705314600000 + i) for i in range(3)], 1 << 20)
+    decoded = decode([data_entry(i, enqueue_time=1705314600000 + i) for i in range(3)], 1 << 20)
     assert [t.as_py().microsecond for t in decoded.table.column("enqueue_time")] == [0, 1000, 2000]

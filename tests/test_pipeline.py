@@ -85,7 +85,7 @@ def test_malformed_entries_go_to_the_dead_letter_stream_with_a_reason(config, re
 def _read_batch(pipeline: ExportPipeline, count: int) -> Batch:
     pipeline.reader.ensure_group()
     entries = pipeline.reader.read_new(count, None)
-    return Batch(entries, pipeline.consumer, ranges=[read_range(entries)])
+    return Batch.of_entries(entries, pipeline.consumer, ranges=[read_range(entries)])
 
 
 def _manifested_batch(pipeline: ExportPipeline, count: int):

@@ -1,11 +1,10 @@
 import pyarrow as pa
 
 from exporter.batch import BatchOptimizer
-from exporter.decode import decode_entries
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaDefinition, SchemaRegistry
 from exporter.transforms import PayloadSampler, PIIRedactor
-from tests.test_decode import data_entry
+from tests.test_decode import data_entry, decode
 
 
 def test_pii_is_redacted_with_typed_markers():
@@ -21,7 +20,7 @@ def test_pii_is_redacted_with_typed_markers():
 
 def _records(n: int, outcome: str = "success", sample: str = "payload") -> pa.Table:
     entries = [data_entry(i, outcome=outcome, payload_sample=sample, payload_size=100) for i in range(n)]
-    return decode_entries(entries, 1 << 20).table
+    return decode(entries, 1 << 20).table
 
 
 def test_sampler_keeps_failures_and_a_share_of_the_rest():
@@ -51,7 +50,7 @@ def test_registry_migrates_older_versions_in_place_and_flags_unknown():
                                                        pa.array(["legacy"] * t.num_rows)))
     entries = [data_entry(0), data_entry(1, schema_version="0.9.0"), data_entry(2, schema_version="3.0.0"),
                data_entry(3, schema_version="0.9.0")]
-    table, unknown = registry.conform(decode_entries(entries, 1 << 20).table)
+    table, unknown = registry.conform(decode(entries, 1 << 20).table)
     assert table.column("job_id").to_pylist() == ["j0", "j1", "j2", "j3"]
     assert table.column("tenant_id").to_pylist() == ["", "legacy", "", "legacy"]
     assert table.column("schema_version").to_pylist() == ["1.0.0", "1.0.0", "3.0.0", "1.0.0"]
