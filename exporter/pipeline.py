@@ -8,6 +8,8 @@ memory stays bounded. A batch is acknowledged only after both sinks hold it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import queue
 import threading
@@ -32,6 +34,24 @@ from exporter.stream import StreamReader
 from exporter.transforms import PayloadSampler, PIIRedactor
 
 log = logging.getLogger("archives.pipeline")
+
+
+@contextlib.contextmanager
+def _collector_tuned(young_threshold: int = 20_000):
+    """Run the hot loop with fewer, smaller garbage collections.
+
+    Each XREADGROUP reply is thousands of short-lived lists; at Python's default threshold (700) they
+    trigger collections that rescan every long-lived object, which cost the reader a third of its
+    time. Freezing what exists at start (modules, config) takes it out of those scans.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(previous[0], young_threshold), *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 class Stopped(Exception):
@@ -71,8 +91,9 @@ class ExportPipeline:
         for worker in workers:
             worker.start()
         try:
-            self._recover()
-            self._read_loop(once)
+            with _collector_tuned():
+                self._recover()
+                self._read_loop(once)
         except Stopped:
             pass
         finally:

@@ -3,7 +3,8 @@
 Several queues, tenants, workers and error types; durations per queue; a share of failures; payload
 samples, some of which carry e-mail addresses and phone numbers for the PII redaction to find.
 Times are written as Go writes them (RFC 3339 with nanoseconds, various offsets) and, for a share of
-records, as epoch milliseconds.
+records, as epoch milliseconds. Jobs arrive in completion order, as a queue appends them: times rise
+through the stream, with the small disorder that varying queue waits and durations give.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def synthetic_completions(jobs: int, days: float = 1.0, failure_rate: float = 0.
     """Yield ``jobs`` encoded ``data`` values, enqueued over the last ``days`` days."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    span_ms = int(days * 86400_000)
+    span_ms = days * 86400_000
+    first = now - timedelta(milliseconds=span_ms)
     queues = list(QUEUES)
     for i in range(jobs):
         queue = rng.choice(queues)
         median, errors = QUEUES[queue]
-        enqueue = now - timedelta(milliseconds=rng.randrange(max(1, span_ms)))
+        waited = rng.expovariate(1 / 2000)  # queue wait before this job's turn, ms
+        enqueue = first + timedelta(milliseconds=max(0.0, i * span_ms / jobs - waited))
         start = enqueue + timedelta(milliseconds=rng.expovariate(1 / 50))
         end = start + timedelta(milliseconds=rng.lognormvariate(0, 0.6) * median)
         roll = rng.random()
