@@ -1,6 +1,7 @@
 """Export throughput benchmark on real parts: a private redis-server, chdb and Parquet in temp dirs.
 
-    python bench/export.py [--events N] [--batch-size B] [--skip-naive] [--keep]
+    python bench/export.py [--events N] [--batch-size B] [--max-batch-bytes S] [--workers W]
+                           [--skip-naive] [--keep]
 
 N events are seeded once into one stream; every stage drains the same entries through its own
 consumer group (XGROUP CREATE ... 0), so all figures are measured on identical data. The script
@@ -53,6 +54,7 @@ from exporter.storage.cold import ParquetStore
 from exporter.storage.warm import WarmStore
 from exporter.stream import raw_client
 from exporter.transforms import PII_PATTERNS
+from exporter.units import parse_size
 
 STREAM_KEY = "bench:completed_jobs"
 CONSUMER = "bench"
@@ -145,17 +147,25 @@ def open_cold(directory: Path, config: Config) -> ParquetStore:
     return ParquetStore.open(config.cold, f"file://{directory}", config.retention.compression_codec)
 
 
-def bench_config(server_url: str, group: str, batch_size: int, warm_dir: Path, cold_dir: Path,
-                 max_batch_size: int = 100_000) -> Config:
-    """The end-to-end configuration: batch sizes as asked (dynamic sizing on), temp parts."""
+def bench_config(server_url: str, group: str, warm_dir: Path, cold_dir: Path, **pipeline: Any) -> Config:
+    """The product's defaults on temp parts, with ``pipeline`` settings as the command line asked."""
     return (
         Config()
         .replace("redis", url=server_url)
         .replace("clickhouse", url=f"chdb://{warm_dir}")
         .replace("cold", url=f"file://{cold_dir}")
-        .replace("pipeline", stream_key=STREAM_KEY, consumer_group=group, consumer_name=CONSUMER,
-                 batch_size=batch_size, max_batch_size=max(max_batch_size, batch_size))
+        .replace("pipeline", stream_key=STREAM_KEY, consumer_group=group, consumer_name=CONSUMER, **pipeline)
     )
+
+
+def pipeline_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Pipeline settings from the command line; unset ones keep the product's defaults."""
+    settings = {"batch_size": args.batch_size, "max_batch_size": max(args.max_batch_size, args.batch_size)}
+    if args.max_batch_bytes is not None:
+        settings["max_batch_bytes"] = parse_size(args.max_batch_bytes)
+    if args.workers is not None:
+        settings["worker_count"] = args.workers
+    return settings
 
 
 def stream_entries(reply: Any) -> list:
@@ -426,8 +436,7 @@ def _hwm_mb() -> float:
 def child_e2e(spec: dict) -> None:
     """Run in the child: the end-to-end export, printing one JSON line with timings and peak RSS."""
     warm_dir, cold_dir = Path(spec["warm"]), Path(spec["cold"])
-    config = bench_config(spec["url"], spec["group"], spec["batch_size"], warm_dir, cold_dir,
-                          spec["max_batch_size"])
+    config = bench_config(spec["url"], spec["group"], warm_dir, cold_dir, **spec["pipeline"])
     client = redis.Redis.from_url(spec["url"], socket_timeout=120)
     import chdb  # noqa: F401 - imported lazily by the backend; count it in the baseline
 
@@ -440,9 +449,8 @@ def child_e2e(spec: dict) -> None:
     }))
 
 
-def peak_rss(server: RedisServer, group: str, batch_size: int, max_batch_size: int,
-             root: Path) -> tuple[Result, dict]:
-    spec = {"url": server.url, "group": group, "batch_size": batch_size, "max_batch_size": max_batch_size,
+def peak_rss(server: RedisServer, group: str, pipeline: dict[str, Any], root: Path) -> tuple[Result, dict]:
+    spec = {"url": server.url, "group": group, "pipeline": pipeline,
             "warm": str(root / "rss-warm"), "cold": str(root / "rss-cold")}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-e2e", json.dumps(spec)],
@@ -497,9 +505,13 @@ def run(args: argparse.Namespace) -> None:
         client = server.client()
         cleanup.closers.append(client.close)
         n, batch_size = args.events, args.batch_size
+        settings = pipeline_settings(args)
         report = Report()
-        print(f"archives export benchmark: {n:,} events, batch size {batch_size:,} "
-              f"(end to end: max {max(args.max_batch_size, batch_size):,}, dynamic), temp {root}")
+        e2e_config = bench_config(server.url, "g_e2e", root / "e2e-warm", root / "e2e-cold", **settings)
+        p = e2e_config.pipeline
+        print(f"archives export benchmark: {n:,} events, stage batches of {batch_size:,}; end to end: batches "
+              f"{p.batch_size:,} to {p.max_batch_size:,} records (dynamic) and at most {p.max_batch_bytes:,} bytes, "
+              f"{p.worker_count} workers; temp {root}")
         print(f"{machine(client)}; exporter source {source_digest()}", flush=True)
 
         seeded = seed(client, n)
@@ -509,7 +521,7 @@ def run(args: argparse.Namespace) -> None:
         report.add(bare_drain(client, "g_drain_1000", 1000), ceiling=True)
         report.add(bare_drain(client, "g_drain_10000", 10_000))
 
-        config = bench_config(server.url, "g_prepare", batch_size, root / "sink-warm", root / "sink-cold")
+        config = bench_config(server.url, "g_prepare", root / "sink-warm", root / "sink-cold", **settings)
         batches = read_batches(client, batch_size)
         gc.freeze()  # the 1M read-ahead entries are not the pipeline's: keep them out of GC passes
         warm = open_warm(root / "sink-warm", config)
@@ -528,8 +540,6 @@ def run(args: argparse.Namespace) -> None:
             warm.backend.close()
         gc.collect()
 
-        e2e_config = bench_config(server.url, "g_e2e", batch_size, root / "e2e-warm", root / "e2e-cold",
-                                  args.max_batch_size)
         outcome = end_to_end(client, e2e_config, root / "e2e-warm", root / "e2e-cold", "4 end to end run(once=True)")
         e2e = report.add(outcome.result)
         ok = outcome.warm_rows == n and outcome.cold_rows == n and outcome.pending == 0
@@ -544,7 +554,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"    naive check: jobs_archive count() {count:,}; end to end / naive = "
                   f"{e2e.rate / result.rate:.2f}x", flush=True)
 
-        result, figures = peak_rss(server, "g_rss", batch_size, args.max_batch_size, root)
+        result, figures = peak_rss(server, "g_rss", settings, root)
         report.add(result)
         print(f"    peak RSS of the end-to-end child with a {n:,} backlog: {figures['peak_mb']:,.0f} MB "
               f"(RUSAGE_CHILDREN {figures['children_maxrss_mb']:,.0f} MB; {figures['baseline_mb']:,.0f} MB "
@@ -564,6 +574,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=10_000, help="records per batch (default 10,000)")
     parser.add_argument("--max-batch-size", type=int, default=100_000,
                         help="pipeline.max_batch_size for the end-to-end stages (default 100,000)")
+    parser.add_argument("--max-batch-bytes", help="pipeline.max_batch_bytes, e.g. 8MiB (default: the product's)")
+    parser.add_argument("--workers", type=int, help="pipeline.worker_count (default: the product's)")
     parser.add_argument("--skip-naive", action="store_true", help="skip the naive per-record reference")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (stores, redis log)")
     parser.add_argument("--child-e2e", help=argparse.SUPPRESS)

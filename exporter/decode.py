@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import orjson
@@ -46,6 +47,10 @@ _FAST_PARSE = pajson.ParseOptions(
 # inside a string is escaped), and quoting a number under some other ``*_time`` key changes nothing
 # that is kept (unknown keys are dropped, tag values become text either way).
 _NUMERIC_TIME = re.compile(rb'(_time"\s*:\s*)(-?\d+)')
+# JSON parsed per call: a batch is decoded in slices of this size, so the parser's working memory
+# (the joined buffer, its quoted copy and pyarrow's intermediate columns) stays small while the batch
+# handed to the sinks stays large.
+_PARSE_SLICE_BYTES = 4 * 1024 * 1024
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"^-?\d{1,15}$"
 _INTEGER = r"^\s*-?\d{1,18}\s*$"
@@ -101,9 +106,8 @@ def decode_bodies(bodies: list[Body], max_record_size: int) -> Decoded:
         else:
             rejects.append((int(pos), "empty entry: no fields"))
 
-    parts: list[Decoded] = []
-    if values:
-        parts.append(_decode_json_values(values, positions))
+    parts = [_decode_json_values(values[start:end], positions[start:end])
+             for start, end in _slices(sizes[positions], _PARSE_SLICE_BYTES)]
     if flat:
         parts.append(_decode_records(*_flat_records(flat)))
     for part in parts:
@@ -113,6 +117,15 @@ def decode_bodies(bodies: list[Body], max_record_size: int) -> Decoded:
     rows = np.concatenate([p.rows for p in parts if p.table.num_rows] or [np.zeros(0, dtype=np.int64)])
     rejects.sort()
     return Decoded(table, rows, rejects)
+
+
+def _slices(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive ``[start, end)`` runs of items whose sizes add up to about ``limit`` each."""
+    if not len(sizes):
+        return []
+    group = (np.cumsum(sizes) - sizes) // max(1, limit)
+    edges = [0, *(np.flatnonzero(np.diff(group)) + 1).tolist(), len(sizes)]
+    return list(pairwise(edges))
 
 
 def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:

@@ -25,6 +25,7 @@ import redis
 from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of
 from exporter.config import Config
 from exporter.decode import decode_bodies
+from exporter.memory import configure_allocator, release_free_memory
 from exporter.metrics import ExportMetrics, publish
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
@@ -85,6 +86,7 @@ class ExportPipeline:
     def run(self, once: bool = False) -> ExportMetrics:
         """Export until stopped (or, with ``once``, until nothing is new or pending); blocks."""
         p = self.config.pipeline
+        configure_allocator()
         self._retrying("redis", self.reader.ensure_group)
         workers = [threading.Thread(target=self._work_loop, name=f"export-worker-{i}", daemon=True)
                    for i in range(p.worker_count)]
@@ -256,6 +258,7 @@ class ExportPipeline:
         self.metrics.batch_size_target = target
         self.metrics.last_batch_records = len(batch)
         self.metrics.last_batch_seconds = round(latency, 4)
+        release_free_memory()
 
     def prepare(self, batch: Batch) -> tuple[pa.Table, list[tuple[list, str]]]:
         """Decode and transform a batch: the records to store and the entries to dead-letter."""

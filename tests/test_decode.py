@@ -131,3 +131,16 @@ def test_times_without_offset_are_refused_on_every_path():
 def test_batch_of_epoch_millis_only_stays_on_the_fast_path():
     decoded = decode([data_entry(i, enqueue_time=1705314600000 + i) for i in range(3)], 1 << 20)
     assert [t.as_py().microsecond for t in decoded.table.column("enqueue_time")] == [0, 1000, 2000]
+
+
+def test_a_batch_decoded_in_slices_matches_one_decoded_whole(monkeypatch):
+    entries = [data_entry(i, enqueue_time=1705314600000 + i if i % 3 else "2024-01-15T10:30:00Z",
+                          tags={f"k{i % 4}": "v"}) for i in range(40)]
+    entries[7] = [b"1-7", [b"data", b"{broken"]]
+    entries[22] = data_entry(22, outcome="exploded")
+    whole = decode(entries, 1 << 20)
+    monkeypatch.setattr("exporter.decode._PARSE_SLICE_BYTES", 600)  # a few entries per slice
+    sliced = decode(entries, 1 << 20)
+    assert sliced.table.to_pylist() == whole.table.to_pylist()
+    assert list(sliced.rows) == list(whole.rows) == [i for i in range(40) if i not in (7, 22)]
+    assert sliced.rejects == whole.rejects and [pos for pos, _ in sliced.rejects] == [7, 22]

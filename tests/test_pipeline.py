@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -194,6 +195,25 @@ def test_batches_grow_toward_the_latency_target_under_a_backlog(config, redis_cl
     assert metrics.batch_size_target > 1000
     assert metrics.batches < 200  # 20000 / 100 would be 200 batches at a fixed size
     assert warm_counts(warm) == (20000, 20000)
+
+
+def test_batches_close_at_max_batch_bytes_whatever_the_record_count(config, redis_client, warm, cold):
+    config = config.replace("pipeline", batch_size=5000, min_batch_size=5000, max_batch_size=5000,
+                            max_batch_bytes=64 * 1024, read_count=50)
+    seed_stream(redis_client, STREAM, 2000, seed=5)
+    sizes = [len(f[b"data"]) + 4 for _, f in redis_client.xrange(STREAM)]
+    metrics = make_pipeline(config, redis_client, warm, cold).run(once=True)
+    # A batch closes on the read that reaches 64 KiB, so it holds 64 KiB plus at most one read (50 entries).
+    assert sum(sizes) // (64 * 1024 + 50 * max(sizes)) <= metrics.batches <= sum(sizes) // (64 * 1024) + 1
+    assert metrics.last_batch_records < 5000
+    assert warm_counts(warm) == (2000, 2000) and cold_counts(cold) == (2000, 2000)
+
+
+def test_run_leaves_the_garbage_collector_as_it_found_it(config, redis_client, warm, cold):
+    seed_stream(redis_client, STREAM, 100, seed=6)
+    before = gc.get_threshold()
+    make_pipeline(config, redis_client, warm, cold).run(once=True)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 def test_flat_entries_are_archived_like_json_ones(config, redis_client, warm, cold):
