@@ -7,6 +7,7 @@ import threading
 import time
 
 import orjson
+import pyarrow.compute as pc
 import pytest
 
 from exporter.batch import Batch, read_range
@@ -117,6 +118,19 @@ def test_half_written_batch_is_completed_on_replay(config, redis_client, warm, c
 
     make_pipeline(config, redis_client, warm, cold).run(once=True)
     assert warm_counts(warm) == (800, 800) and cold_counts(cold) == (800, 800)
+
+
+def test_batch_cut_off_between_partitions_is_completed_on_replay(config, redis_client, warm, cold, monkeypatch):
+    monkeypatch.setattr("exporter.decode._PARSE_SLICE_BYTES", 64 * 1024)  # records arrive in many chunks
+    seed_stream(redis_client, STREAM, 3000, days=3, seed=7)  # one batch over four UTC days
+    batch, records = _manifested_batch(make_pipeline(config, redis_client, warm, cold), 3000)
+    days = pc.floor_temporal(records.column("enqueue_time"), unit="day")
+    last_day = records.filter(pc.equal(days, pc.max(days)))
+    warm.insert(last_day, batch.batch_id)  # the crash came after one partition's block was stored
+    assert 0 < warm_counts(warm)[0] < 3000
+
+    make_pipeline(config, redis_client, warm, cold).run(once=True)
+    assert warm_counts(warm) == (3000, 3000) and cold_counts(cold) == (3000, 3000)
 
 
 def test_entries_read_before_their_manifest_was_recorded_are_recovered(config, redis_client, warm, cold):

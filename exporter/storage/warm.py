@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,6 +13,7 @@ from exporter.storage.backend import ClickHouseBackend
 from exporter.storage.ddl import warm_schema
 
 _WARM_TIME = pa.timestamp("ms", tz="UTC")
+_DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -39,18 +41,29 @@ class WarmStore:
             self.backend.execute(statement)
 
     def insert(self, records: pa.Table, batch_id: str) -> None:
-        """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing."""
+        """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
+
+        One INSERT per partition (UTC day of enqueue_time), each with its own token. ClickHouse
+        splits a multi-partition insert into blocks numbered in an order that varies from run to
+        run, so a replay of a half-written batch could meet a token already used for other rows and
+        drop rows that were never stored.
+        """
         if records.num_rows == 0:
             return
-        data = records
+        data = records.combine_chunks()
         for name in ("enqueue_time", "start_time", "end_time"):
             index = data.schema.get_field_index(name)
             data = data.set_column(index, name, pc.cast(data.column(name), _WARM_TIME, safe=False))
-        self.backend.insert_arrow(
-            self.table,
-            data,
-            settings={"insert_deduplication_token": batch_id, "max_partitions_per_insert_block": 10_000},
-        )
+        micros = records.column("enqueue_time").combine_chunks().cast(pa.int64()).to_numpy()
+        days = micros // _DAY_US
+        partitions = np.unique(days)
+        for day in partitions:
+            part = data.filter(pa.array(days == day)) if len(partitions) > 1 else data
+            self.backend.insert_arrow(
+                self.table,
+                part,
+                settings={"insert_deduplication_token": f"{batch_id}_{int(day)}", "max_threads": 1},
+            )
 
     def stats(self) -> TierStats:
         parts = self.backend.query_arrow(
