@@ -51,11 +51,12 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
 """
 
 
-QUEUE_HOURLY_STATS = """
+QUEUE_HOURLY_STATS = f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS queue_hourly_stats
 ENGINE = SummingMergeTree()
 PARTITION BY toYYYYMM(hour)
 ORDER BY (queue, hour, outcome)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 AS SELECT
     queue,
     toStartOfHour(enqueue_time) AS hour,
@@ -69,7 +70,7 @@ FROM jobs_archive
 GROUP BY queue, hour, outcome
 """
 
-ERROR_PATTERNS = """
+ERROR_PATTERNS = f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS error_patterns (
     error_hash UInt64,
     queue LowCardinality(String),
@@ -81,6 +82,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS error_patterns (
 )
 ENGINE = AggregatingMergeTree()
 ORDER BY (error_hash, queue)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 AS SELECT
     cityHash64(error_type, error_msg) AS error_hash,
     queue,

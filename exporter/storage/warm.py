@@ -46,7 +46,8 @@ class WarmStore:
         One INSERT per partition (UTC day of enqueue_time), each with its own token. ClickHouse
         splits a multi-partition insert into blocks numbered in an order that varies from run to
         run, so a replay of a half-written batch could meet a token already used for other rows and
-        drop rows that were never stored.
+        drop rows that were never stored. The views deduplicate too, so a replay neither counts a
+        batch twice in them nor misses the blocks a crash kept from them.
         """
         if records.num_rows == 0:
             return
@@ -62,7 +63,8 @@ class WarmStore:
             self.backend.insert_arrow(
                 self.table,
                 part,
-                settings={"insert_deduplication_token": f"{batch_id}_{int(day)}", "max_threads": 1},
+                settings={"insert_deduplication_token": f"{batch_id}_{int(day)}", "max_threads": 1,
+                          "deduplicate_blocks_in_dependent_materialized_views": 1},
             )
 
     def stats(self) -> TierStats:
