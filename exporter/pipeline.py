@@ -1,9 +1,10 @@
 """The export pipeline: stream -> decode -> conform -> sample -> redact -> ClickHouse + Parquet -> ack.
 
 One reader thread forms batches and records each batch's manifest before handing it on; ``worker_count``
-workers decode and write batches concurrently. The hand-off queue holds at most ``worker_count``
-batches, so when sinks fail the workers stop taking batches, the queue fills and reading pauses:
-memory stays bounded. A batch is acknowledged only after both sinks hold it.
+workers decode and write batches concurrently. The hand-off queue holds one batch: enough for a worker
+that finishes to start the next at once, and no more, since every queued batch is memory. When sinks
+fail the workers stop taking batches, the queue fills and reading pauses, so at most ``worker_count``
++ 2 batches are in hand. A batch is acknowledged only after both sinks hold it.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class ExportPipeline:
         self.metrics = ExportMetrics(batch_size_target=p.batch_size)
         self.stopping = threading.Event()  # finish what is read, then stop
         self.aborting = threading.Event()  # stop now; unfinished batches stay pending
-        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=p.worker_count)
+        self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._parquet_writer = ThreadPoolExecutor(max_workers=p.worker_count, thread_name_prefix="parquet")
 
     # -- lifecycle -----------------------------------------------------------------------------
