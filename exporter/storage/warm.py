@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.storage.backend import ClickHouseBackend
 from exporter.storage.ddl import warm_schema
+from exporter.storage.partitions import DAY_US, split_by_time
 
 _WARM_TIME = pa.timestamp("ms", tz="UTC")
-_DAY_US = 86_400_000_000
 
 
 @dataclass
@@ -43,27 +42,23 @@ class WarmStore:
     def insert(self, records: pa.Table, batch_id: str) -> None:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
 
-        One INSERT per partition (UTC day of enqueue_time), each with its own token. ClickHouse
-        splits a multi-partition insert into blocks numbered in an order that varies from run to
-        run, so a replay of a half-written batch could meet a token already used for other rows and
-        drop rows that were never stored. The views deduplicate too, so a replay neither counts a
+        One INSERT per partition (UTC day of enqueue_time), each with its own token, from one Arrow
+        chunk read by one thread. Otherwise ClickHouse cuts an insert into blocks whose order and
+        content vary from run to run, so a replay of a half-written batch could meet a token already
+        used for other rows and drop rows that were never stored, or store some twice. The views deduplicate too, so a replay neither counts a
         batch twice in them nor misses the blocks a crash kept from them.
         """
         if records.num_rows == 0:
             return
-        data = records.combine_chunks()
-        for name in ("enqueue_time", "start_time", "end_time"):
-            index = data.schema.get_field_index(name)
-            data = data.set_column(index, name, pc.cast(data.column(name), _WARM_TIME, safe=False))
-        micros = records.column("enqueue_time").combine_chunks().cast(pa.int64()).to_numpy()
-        days = micros // _DAY_US
-        partitions = np.unique(days)
-        for day in partitions:
-            part = data.filter(pa.array(days == day)) if len(partitions) > 1 else data
+        for day, rows in split_by_time(records, DAY_US):
+            data = rows.combine_chunks()
+            for name in ("enqueue_time", "start_time", "end_time"):
+                index = data.schema.get_field_index(name)
+                data = data.set_column(index, name, pc.cast(data.column(name), _WARM_TIME, safe=False))
             self.backend.insert_arrow(
                 self.table,
-                part,
-                settings={"insert_deduplication_token": f"{batch_id}_{int(day)}", "max_threads": 1,
+                data,
+                settings={"insert_deduplication_token": f"{batch_id}_{day}", "max_threads": 1,
                           "deduplicate_blocks_in_dependent_materialized_views": 1},
             )
 
