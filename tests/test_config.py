@@ -50,10 +50,14 @@ def test_yaml_values_are_parsed(tmp_path: Path):
     assert config.source == str(path)
 
 
-def test_unknown_key_names_file_and_key(tmp_path: Path):
+@pytest.mark.parametrize(("text", "message"), [
+    ("pipeline:\n  batchsize: 5\n", r"a\.yaml: unknown key 'pipeline\.batchsize'"),
+    ("pipeline:\n  batch_size: [1,\n", r"a\.yaml: not valid YAML at line"),
+])
+def test_file_errors_name_the_file_and_the_fault(tmp_path: Path, text: str, message: str):
     path = tmp_path / "a.yaml"
-    path.write_text("pipeline:\n  batchsize: 5\n")
-    with pytest.raises(ConfigError, match=r"a\.yaml: unknown key 'pipeline\.batchsize'"):
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
         load_config(str(path), env={})
 
 
@@ -72,13 +76,6 @@ def test_unknown_section(tmp_path: Path):
 def test_bad_values_are_clear(data, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(data, "x.yaml", env={})
-
-
-def test_invalid_yaml_reports_position(tmp_path: Path):
-    path = tmp_path / "a.yaml"
-    path.write_text("pipeline:\n  batch_size: [1,\n")
-    with pytest.raises(ConfigError, match=r"a\.yaml: not valid YAML at line"):
-        load_config(str(path), env={})
 
 
 def test_missing_file(tmp_path: Path):
