@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,16 +126,54 @@ def pipeline_settings(args: argparse.Namespace) -> dict[str, Any]:
 # -- results -----------------------------------------------------------------------------------------
 
 
+class Meter:
+    """Wall time and CPU time of a stage: this process's (all threads) plus the Redis server's.
+
+    CPU per record says what a stage costs however busy the machine was, and the stages' sum says how
+    fast the end-to-end export could go at best on this many cores.
+    """
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self.client = client
+        self.seconds = self.cpu = 0.0
+
+    def _server_cpu(self) -> float:
+        if self.client is None:
+            return 0.0
+        info = self.client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def __enter__(self) -> Meter:
+        self._server = self._server_cpu()
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu + self._server_cpu() - self._server
+
+
 @dataclass
 class Result:
     stage: str
     records: int
     seconds: float
     note: str = ""
+    cpu: float | None = None  # CPU seconds of this process and the Redis server, when measured
+
+    @classmethod
+    def of(cls, stage: str, records: int, meter: Meter, note: str = "") -> Result:
+        return cls(stage, records, meter.seconds, note, meter.cpu)
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def cpu_per_record(self) -> float | None:
+        """Microseconds of CPU per record."""
+        return None if self.cpu is None or not self.records else 1e6 * self.cpu / self.records
 
 
 class Report:
@@ -150,17 +189,36 @@ class Report:
             self.ceiling = result.rate
         extra = f"  {result.note}" if result.note else ""
         print(f"  {result.stage:<34} {result.records:>10,} rec {result.seconds:>8.2f} s "
-              f"{result.rate:>12,.0f} rec/s  {self.ratio(result):>6}{extra}", flush=True)
+              f"{result.rate:>12,.0f} rec/s  {self.ratio(result):>6} {_cpu_text(result):>7} us CPU/rec{extra}",
+              flush=True)
         return result
 
     def ratio(self, result: Result) -> str:
         return f"{result.rate / self.ceiling:.3f}" if self.ceiling else "-"
 
     def table(self) -> None:
-        print("\n" + f"{'stage':<34} {'records':>10} {'seconds':>9} {'records/s':>12} {'/drain':>7}")
-        print("-" * 76)
+        print("\n" + f"{'stage':<34} {'records':>10} {'seconds':>9} {'records/s':>12} {'/drain':>7} {'CPU us/rec':>11}")
+        print("-" * 88)
         for r in self.results:
-            print(f"{r.stage:<34} {r.records:>10,} {r.seconds:>9.2f} {r.rate:>12,.0f} {self.ratio(r):>7}")
+            print(f"{r.stage:<34} {r.records:>10,} {r.seconds:>9.2f} {r.rate:>12,.0f} {self.ratio(r):>7} "
+                  f"{_cpu_text(r):>11}")
+
+    def cpu_bound(self, stages: list[Result], end_to_end: Result, cores: int) -> None:
+        """How fast the end-to-end export could go if its stages' CPU kept every core busy."""
+        costs = [r.cpu_per_record for r in stages]
+        if None in costs or not self.ceiling:
+            return
+        needed = sum(costs)
+        best = cores * 1e6 / needed
+        print(f"\nCPU bound: the stages need {' + '.join(f'{c:.1f}' for c in costs)} = {needed:.1f} us of CPU "
+              f"per record; on {cores} cores that allows at most {best:,.0f} records/s "
+              f"({best / self.ceiling:.3f} of the drain). End to end used {_cpu_text(end_to_end)} us per record "
+              f"and reached {end_to_end.rate / best:.2f} of that bound.")
+
+
+def _cpu_text(result: Result) -> str:
+    cost = result.cpu_per_record
+    return "-" if cost is None else f"{cost:.1f}"
 
 
 # -- stages ------------------------------------------------------------------------------------------
@@ -180,11 +238,11 @@ def bare_drain(client: redis.Redis, group: str, count: int) -> Result:
     reader = StreamReader(client, STREAM_KEY, group, CONSUMER)
     reader.ensure_group()
     total = 0
-    started = time.perf_counter()
-    while entries := reader.read_new(count, None):
-        reader.client.xack(STREAM_KEY, group, *[entry[0] for entry in entries])
-        total += len(entries)
-    return Result(f"1 bare drain COUNT {count}", total, time.perf_counter() - started)
+    with Meter(client) as meter:
+        while entries := reader.read_new(count, None):
+            reader.client.xack(STREAM_KEY, group, *[entry[0] for entry in entries])
+            total += len(entries)
+    return Result.of(f"1 bare drain COUNT {count}", total, meter)
 
 
 def read_batches(client: redis.Redis, batch_size: int) -> list[Batch]:
@@ -206,23 +264,22 @@ def prepare_all(pipeline: ExportPipeline, batches: list[Batch]) -> tuple[Result,
     prepared: list[tuple[pa.Table, str]] = []
     dead = 0
     entries = sum(len(b) for b in batches)
-    started = time.perf_counter()
-    for batch in batches:
-        records, rejects = pipeline.prepare(batch)
-        prepared.append((records, batch.batch_id))
-        dead += len(rejects)
-    seconds = time.perf_counter() - started
+    with Meter() as meter:
+        for batch in batches:
+            records, rejects = pipeline.prepare(batch)
+            prepared.append((records, batch.batch_id))
+            dead += len(rejects)
     rows = sum(t.num_rows for t, _ in prepared)
-    return Result("2 decode+transform (prepare)", entries, seconds, f"{rows:,} rows, {dead} rejects"), prepared
+    return Result.of("2 decode+transform (prepare)", entries, meter, f"{rows:,} rows, {dead} rejects"), prepared
 
 
 def sink_alone(label: str, write: Callable[[pa.Table, str], object],
                prepared: list[tuple[pa.Table, str]]) -> Result:
     rows = sum(t.num_rows for t, _ in prepared)
-    started = time.perf_counter()
-    for table, batch_id in prepared:
-        write(table, batch_id)
-    return Result(label, rows, time.perf_counter() - started)
+    with Meter() as meter:
+        for table, batch_id in prepared:
+            write(table, batch_id)
+    return Result.of(label, rows, meter)
 
 
 @dataclass
@@ -243,9 +300,8 @@ def end_to_end(client: redis.Redis, config: Config, warm_dir: Path, cold_dir: Pa
     try:
         cold = open_cold(cold_dir, config)
         pipeline = ExportPipeline(config, client, warm, cold, CONSUMER)
-        started = time.perf_counter()
-        metrics = pipeline.run(once=True)
-        seconds = time.perf_counter() - started
+        with Meter(client) as meter:
+            metrics = pipeline.run(once=True)
         warm_rows = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
         cold_stats = cold.stats()
         cold_files = len(cold.files())
@@ -254,8 +310,8 @@ def end_to_end(client: redis.Redis, config: Config, warm_dir: Path, cold_dir: Pa
     p = config.pipeline
     pending = int(client.xpending(p.stream_key, p.consumer_group)["pending"])
     dlq = int(client.xlen(f"{p.stream_key}:dlq")) if client.exists(f"{p.stream_key}:dlq") else 0
-    result = Result(label, metrics.archived + metrics.dead_lettered, seconds,
-                    f"{metrics.batches} batches, workers={p.worker_count}, read_count={p.read_count}")
+    result = Result.of(label, metrics.archived + metrics.dead_lettered, meter,
+                       f"{metrics.batches} batches, workers={p.worker_count}, read_count={p.read_count}")
     return EndToEnd(result, warm_rows, cold_stats.records, cold_files, pending, dlq,
                     metrics.batches, metrics.batch_size_target)
 
@@ -342,28 +398,40 @@ def naive(client: redis.Redis, group: str, batch_size: int, warm_dir: Path, cold
         ids.clear()
 
     try:
-        started = time.perf_counter()
-        while True:
-            reply = client.xreadgroup(group, CONSUMER, {STREAM_KEY: ">"}, count=1000)
-            entries = entries_of(reply)
-            if not entries:
-                break
-            for entry_id, fields in entries:
-                rows.append(naive_record(json.loads(fields[b"data"]), rng, rate))
-                ids.append(entry_id)
-            total += len(entries)
-            if len(rows) >= batch_size:
+        with Meter(client) as meter:
+            while True:
+                reply = client.xreadgroup(group, CONSUMER, {STREAM_KEY: ">"}, count=1000)
+                entries = entries_of(reply)
+                if not entries:
+                    break
+                for entry_id, fields in entries:
+                    rows.append(naive_record(json.loads(fields[b"data"]), rng, rate))
+                    ids.append(entry_id)
+                total += len(entries)
+                if len(rows) >= batch_size:
+                    flush()
+            if rows:
                 flush()
-        if rows:
-            flush()
-        seconds = time.perf_counter() - started
         count = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
     finally:
         warm.backend.close()
-    return Result("5 naive per-record (json+dicts)", total, seconds, f"{files} inserts+files"), count
+    return Result.of("5 naive per-record (json+dicts)", total, meter, f"{files} inserts+files"), count
 
 
 # -- peak RSS in a child --------------------------------------------------------------------------------
+
+
+def _status_mb(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status, in MB."""
+    found: dict[str, float] = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in keys:
+                found[key] = int(value.split()[0]) / 1024
+    if len(found) < len(keys):
+        raise RuntimeError(f"no {', '.join(set(keys) - set(found))} in /proc/self/status: peak RSS needs Linux")
+    return found
 
 
 def _hwm_mb() -> float:
@@ -372,11 +440,31 @@ def _hwm_mb() -> float:
     Not getrusage's ru_maxrss: Linux carries the pre-exec image's high-water mark into it, so a
     child spawned by a large parent (this benchmark holds the whole backlog) reports the parent's size.
     """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: peak RSS needs Linux")
+    return _status_mb("VmHWM")["VmHWM"]
+
+
+class RssSplit(threading.Thread):
+    """Samples the peaks of anonymous (heap, buffers) and file-backed (mapped code) resident memory.
+
+    VmHWM is one number; the split says how much of it the exporter's data could ever shrink: the
+    file-backed part is mostly the pages of chdb's 550 MB library that have been executed.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peaks = {"RssAnon": 0.0, "RssFile": 0.0}
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        while not self.finished.wait(self.interval):
+            for key, value in _status_mb(*self.peaks).items():
+                self.peaks[key] = max(self.peaks[key], value)
+
+    def stop(self) -> dict[str, float]:
+        self.finished.set()
+        self.join()
+        return self.peaks
 
 
 def child_e2e(spec: dict) -> None:
@@ -387,11 +475,15 @@ def child_e2e(spec: dict) -> None:
     import chdb  # noqa: F401 - imported lazily by the backend; count it in the baseline
 
     baseline = _hwm_mb()  # interpreter + imports (pyarrow, chdb, redis), before any store is opened
+    split = RssSplit()
+    split.start()
     outcome = end_to_end(client, config, warm_dir, cold_dir, "child")
+    peaks = split.stop()
     print(json.dumps({
-        "records": outcome.result.records, "seconds": outcome.result.seconds,
+        "records": outcome.result.records, "seconds": outcome.result.seconds, "cpu": outcome.result.cpu,
         "warm_rows": outcome.warm_rows, "cold_rows": outcome.cold_rows,
         "baseline_mb": baseline, "peak_mb": _hwm_mb(),
+        "peak_anon_mb": peaks["RssAnon"], "peak_file_mb": peaks["RssFile"],
     }))
 
 
@@ -408,7 +500,8 @@ def peak_rss(server: PrivateRedis, group: str, pipeline: dict[str, Any], root: P
     figures["process_wall"] = wall
     note = (f"peak RSS {figures['peak_mb']:,.0f} MB (after imports {figures['baseline_mb']:,.0f} MB), "
             f"warm {figures['warm_rows']:,} / cold {figures['cold_rows']:,}")
-    return Result("6 end to end in child process", figures["records"], figures["seconds"], note), figures
+    return Result("6 end to end in child process", figures["records"], figures["seconds"], note,
+                  figures["cpu"]), figures
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -462,7 +555,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"  {seeded.stage:<34} {seeded.records:>10,} rec {seeded.seconds:>8.2f} s "
               f"{seeded.rate:>12,.0f} rec/s  {seeded.note}", flush=True)
 
-        report.add(bare_drain(client, "g_drain_1000", 1000), ceiling=True)
+        drain = report.add(bare_drain(client, "g_drain_1000", 1000), ceiling=True)
         report.add(bare_drain(client, "g_drain_10000", 10_000))
 
         config = bench_config(server.url, "g_prepare", root / "sink-warm", root / "sink-cold", **settings)
@@ -472,13 +565,13 @@ def run(args: argparse.Namespace) -> None:
         try:
             cold = open_cold(root / "sink-cold", config)
             pipeline = ExportPipeline(config, client, warm, cold, CONSUMER)  # only prepare() is used
-            result, prepared = prepare_all(pipeline, batches)
-            report.add(result)
+            prepared_result, prepared = prepare_all(pipeline, batches)
+            report.add(prepared_result)
             del batches
             gc.unfreeze()
             gc.collect()
-            report.add(sink_alone("3a ClickHouse (chdb) insert alone", warm.insert, prepared))
-            report.add(sink_alone("3b Parquet write_batch alone", cold.write_batch, prepared))
+            warm_alone = report.add(sink_alone("3a ClickHouse (chdb) insert alone", warm.insert, prepared))
+            cold_alone = report.add(sink_alone("3b Parquet write_batch alone", cold.write_batch, prepared))
             del prepared
         finally:
             warm.backend.close()
@@ -501,9 +594,12 @@ def run(args: argparse.Namespace) -> None:
         result, figures = peak_rss(server, "g_rss", settings, root)
         report.add(result)
         print(f"    peak RSS of the end-to-end child with a {n:,} backlog: {figures['peak_mb']:,.0f} MB "
-              f"(VmHWM; {figures['baseline_mb']:,.0f} MB after imports, before opening the stores)", flush=True)
+              f"(VmHWM; {figures['baseline_mb']:,.0f} MB after imports, before opening the stores); sampled "
+              f"peaks: anonymous {figures['peak_anon_mb']:,.0f} MB, file-backed {figures['peak_file_mb']:,.0f} MB",
+              flush=True)
 
         report.table()
+        report.cpu_bound([drain, prepared_result, warm_alone, cold_alone], e2e, os.cpu_count() or 1)
         print(f"\nmachine: {machine(client)}")
         print(f"wall time {time.perf_counter() - wall_started:.1f} s")
     finally:

@@ -45,8 +45,9 @@ class WarmStore:
         One INSERT per partition (UTC day of enqueue_time), each with its own token, from one Arrow
         chunk read by one thread. Otherwise ClickHouse cuts an insert into blocks whose order and
         content vary from run to run, so a replay of a half-written batch could meet a token already
-        used for other rows and drop rows that were never stored, or store some twice. The views deduplicate too, so a replay neither counts a
-        batch twice in them nor misses the blocks a crash kept from them.
+        used for other rows and drop rows that were never stored, or store some twice. The views
+        deduplicate too, so a replay neither counts a batch twice in them nor misses the blocks a
+        crash kept from them.
         """
         if records.num_rows == 0:
             return
