@@ -8,9 +8,12 @@ ReplacingMergeTree keyed on first_seen keeps one arbitrary block's counts).
 
 from __future__ import annotations
 
+import re
+
 from exporter.record import OUTCOMES
 
 DEDUP_WINDOW = 10_000  # recent insert blocks remembered for insert_deduplication_token
+DEDUP_SETTING = f"non_replicated_deduplication_window = {DEDUP_WINDOW}"
 
 _OUTCOME_ENUM = "Enum8(" + ", ".join(f"'{o}' = {i}" for i, o in enumerate(OUTCOMES, start=1)) + ")"
 
@@ -47,7 +50,7 @@ PARTITION BY created_date
 ORDER BY (queue, enqueue_time, job_id)
 TTL created_date + INTERVAL {ttl_days} DAY
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
-    non_replicated_deduplication_window = {DEDUP_WINDOW}
+    {DEDUP_SETTING}
 """
 
 
@@ -56,7 +59,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS queue_hourly_stats
 ENGINE = SummingMergeTree()
 PARTITION BY toYYYYMM(hour)
 ORDER BY (queue, hour, outcome)
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+SETTINGS {DEDUP_SETTING}
 AS SELECT
     queue,
     toStartOfHour(enqueue_time) AS hour,
@@ -82,7 +85,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS error_patterns (
 )
 ENGINE = AggregatingMergeTree()
 ORDER BY (error_hash, queue)
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+SETTINGS {DEDUP_SETTING}
 AS SELECT
     cityHash64(error_type, error_msg) AS error_hash,
     queue,
@@ -97,6 +100,18 @@ GROUP BY error_hash, queue, error_type, error_msg
 """
 
 
+VIEWS = ("queue_hourly_stats", "error_patterns")
+
+
 def warm_schema(ttl_days: int) -> list[str]:
     """Statements that create the warm tier; each is idempotent."""
     return [jobs_archive(ttl_days), QUEUE_HOURLY_STATS, ERROR_PATTERNS]
+
+
+def inner_table(view: str, create_statement: str) -> str:
+    """The table holding a materialized view's rows, from the view's ``SHOW CREATE`` with UUIDs shown.
+
+    In an Atomic database it is named by the view's UUID; in an Ordinary one by the view's name.
+    """
+    uuid = re.match(r"CREATE MATERIALIZED VIEW \S+ UUID '([0-9a-f-]{36})'", create_statement)
+    return f".inner_id.{uuid.group(1)}" if uuid else f".inner.{view}"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exporter.storage.backend import ClickHouseBackend
-from exporter.storage.ddl import warm_schema
+from exporter.storage.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
 from exporter.storage.partitions import DAY_US, split_by_time
 
 _WARM_TIME = pa.timestamp("ms", tz="UTC")
@@ -38,6 +38,24 @@ class WarmStore:
     def ensure_schema(self) -> None:
         for statement in warm_schema(self.ttl_days):
             self.backend.execute(statement)
+        self._give_views_a_dedup_window()
+
+    def _give_views_a_dedup_window(self) -> None:
+        """Upgrade views created before they deduplicated replays (CREATE IF NOT EXISTS keeps them).
+
+        Without the window a replayed batch that jobs_archive drops is still counted again in them.
+        A view takes no MODIFY SETTING, so the table holding its rows gets it.
+        """
+        for view in VIEWS:
+            shown = self.backend.query_arrow(f"SHOW CREATE TABLE {view}",
+                                             {"show_table_uuid_in_table_create_query_if_not_nil": 1})
+            inner = inner_table(view, shown.column(0)[0].as_py())
+            created = self.backend.query_arrow(
+                "SELECT create_table_query AS q FROM system.tables "
+                f"WHERE database = currentDatabase() AND name = '{inner}'"
+            ).to_pylist()
+            if created and "non_replicated_deduplication_window" not in created[0]["q"]:
+                self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
 
     def insert(self, records: pa.Table, batch_id: str) -> None:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
