@@ -226,11 +226,10 @@ def _cpu_text(result: Result) -> str:
 
 def seed(client: redis.Redis, events: int) -> Result:
     """Append ``events`` synthetic completions once; every stage reads these."""
-    started = time.perf_counter()
-    count = seed_stream(client, STREAM_KEY, events)
-    seconds = time.perf_counter() - started
+    with Meter(client) as meter:
+        count = seed_stream(client, STREAM_KEY, events)
     memory = client.info("memory").get("used_memory_human", "?")
-    return Result("seed (XADD, pipelined)", count, seconds, f"stream uses {memory}")
+    return Result.of("seed (XADD, pipelined)", count, meter, f"stream uses {memory}")
 
 
 def bare_drain(client: redis.Redis, group: str, count: int) -> Result:
@@ -490,14 +489,11 @@ def child_e2e(spec: dict) -> None:
 def peak_rss(server: PrivateRedis, group: str, pipeline: dict[str, Any], root: Path) -> tuple[Result, dict]:
     spec = {"url": server.url, "group": group, "pipeline": pipeline,
             "warm": str(root / "rss-warm"), "cold": str(root / "rss-cold")}
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-e2e", json.dumps(spec)],
                           capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"child export failed ({done.returncode}):\n{done.stderr[-4000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["process_wall"] = wall
     note = (f"peak RSS {figures['peak_mb']:,.0f} MB (after imports {figures['baseline_mb']:,.0f} MB), "
             f"warm {figures['warm_rows']:,} / cold {figures['cold_rows']:,}")
     return Result("6 end to end in child process", figures["records"], figures["seconds"], note,

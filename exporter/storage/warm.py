@@ -44,18 +44,14 @@ class WarmStore:
         """Upgrade views created before they deduplicated replays (CREATE IF NOT EXISTS keeps them).
 
         Without the window a replayed batch that jobs_archive drops is still counted again in them.
-        A view takes no MODIFY SETTING, so the table holding its rows gets it.
+        A view takes no MODIFY SETTING, so the table holding its rows gets it; setting it again on a
+        table that has it changes nothing.
         """
         for view in VIEWS:
             shown = self.backend.query_arrow(f"SHOW CREATE TABLE {view}",
                                              {"show_table_uuid_in_table_create_query_if_not_nil": 1})
             inner = inner_table(view, shown.column(0)[0].as_py())
-            created = self.backend.query_arrow(
-                "SELECT create_table_query AS q FROM system.tables "
-                f"WHERE database = currentDatabase() AND name = '{inner}'"
-            ).to_pylist()
-            if created and "non_replicated_deduplication_window" not in created[0]["q"]:
-                self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
+            self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
 
     def insert(self, records: pa.Table, batch_id: str) -> None:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
