@@ -149,8 +149,7 @@ def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:
             rejects.append((pos, f"data field must hold a JSON object, got {type(obj).__name__}"))
             continue
         records.append((pos, obj))
-    decoded = _decode_records(records, rejects)
-    return decoded
+    return _decode_records(records, rejects)
 
 
 def _flat_records(flat: list[tuple[int, list]]) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
