@@ -242,6 +242,9 @@ def _normalize(raw: pa.Table, positions: np.ndarray) -> Decoded:
         pc.invert(pc.is_in(outcome, value_set=pa.array(OUTCOMES))),
         lambda r: f"unknown outcome {outcome[r].as_py()!r} (expected one of {', '.join(OUTCOMES)})",
     )
+    start, end = out["start_time"], out["end_time"]
+    faults.add(pc.less(end, start),  # one vectorized comparison: a row with either time unset passes
+               lambda r: f"end_time {end[r].as_py().isoformat()} is before start_time {start[r].as_py().isoformat()}")
     out["schema_version"] = pc.if_else(
         pc.equal(out["schema_version"], ""), CURRENT_SCHEMA_VERSION, out["schema_version"]
     )

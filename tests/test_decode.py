@@ -144,3 +144,25 @@ def test_a_batch_decoded_in_slices_matches_one_decoded_whole(monkeypatch):
     assert sliced.table.to_pylist() == whole.table.to_pylist()
     assert list(sliced.rows) == list(whole.rows) == [i for i in range(40) if i not in (7, 22)]
     assert sliced.rejects == whole.rejects and [pos for pos, _ in sliced.rejects] == [7, 22]
+
+
+REVERSED = {"start_time": "2024-01-15T10:30:00.5Z", "end_time": "2024-01-15T12:29:59+02:00"}
+
+
+def test_end_before_start_is_refused_on_the_fast_path(monkeypatch):
+    def no_per_record_path(*args):
+        raise AssertionError("the fast path must refuse it by itself")
+
+    monkeypatch.setattr("exporter.decode._decode_records", no_per_record_path)
+    decoded = decode([data_entry(0), data_entry(1, **REVERSED), data_entry(2, start_time=REVERSED["end_time"],
+                                                                          end_time=REVERSED["start_time"])], 1 << 20)
+    assert decoded.table.column("job_id").to_pylist() == ["j0", "j2"]
+    assert decoded.rejects == [(1, "end_time 2024-01-15T10:29:59+00:00 is before start_time "
+                                   "2024-01-15T10:30:00.500000+00:00")]
+
+
+def test_end_before_start_is_refused_on_the_per_record_path():
+    decoded = decode([flat_entry(0, **REVERSED), flat_entry(1, end_time=REVERSED["start_time"])], 1 << 20)
+    assert decoded.table.column("job_id").to_pylist() == ["j1"]  # an end without a start is fine
+    assert decoded.rejects == [(0, "end_time 2024-01-15T10:29:59+00:00 is before start_time "
+                                   "2024-01-15T10:30:00.500000+00:00")]
