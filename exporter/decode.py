@@ -153,8 +153,15 @@ def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:
 
 
 def _flat_records(flat: list[tuple[int, list]]) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """Entries that are not a lone ``data`` field, as objects with our record's names, or why not."""
     records, rejects = [], []
     for pos, fields in flat:
+        names = fields[::2]
+        if b"data" in names:  # a lone data field never reaches here (batch.bodies_of keeps it as bytes)
+            others = ", ".join(n.decode(errors="replace") for n in names if n != b"data")
+            rejects.append((pos, f"entry has a 'data' field and other fields ({others}): expected 'data' alone, "
+                                 "the flat form, or the Go form (job_data)"))
+            continue
         try:
             obj = {k.decode(): v.decode() for k, v in zip(fields[::2], fields[1::2], strict=True)}
         except UnicodeDecodeError:

@@ -146,6 +146,14 @@ def test_a_batch_decoded_in_slices_matches_one_decoded_whole(monkeypatch):
     assert sliced.rejects == whole.rejects and [pos for pos, _ in sliced.rejects] == [7, 22]
 
 
+def test_data_beside_other_fields_is_refused_with_the_real_reason():
+    entry = [b"1-0", [b"data", orjson.dumps({"job_id": "j0"}), b"foo", b"1", b"bar", b"2"]]
+    decoded = decode([entry, data_entry(1)], 1 << 20)
+    assert decoded.table.column("job_id").to_pylist() == ["j1"]
+    assert decoded.rejects == [(0, "entry has a 'data' field and other fields (foo, bar): expected 'data' alone, "
+                                   "the flat form, or the Go form (job_data)")]
+
+
 REVERSED = {"start_time": "2024-01-15T10:30:00.5Z", "end_time": "2024-01-15T12:29:59+02:00"}
 
 
