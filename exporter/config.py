@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from exporter.errors import ConfigError
+from exporter.redact import redact
 from exporter.units import parse_duration, parse_size
 
 
@@ -67,6 +69,33 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None or value == "" else _text(value)
 
 
+def _secret(value: Any) -> str | None:
+    """A password or key: validated like text, but its value never appears in an error."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise ValueError("expected a text value (the value given is not shown: it is a secret)")
+    return str(value)
+
+
+def _duration(value: Any) -> float:
+    """A duration that must be positive: none of ours means anything at zero (a zero flush interval or
+    retry backoff spins, a zero claim_idle steals batches other exporters are writing, a zero TTL deletes
+    everything)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be longer than zero, got {value!r}")
+    return seconds
+
+
+def _size(value: Any) -> int:
+    """A size that must be positive (a zero batch or record limit would stop the export)."""
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"must be larger than zero, got {value!r}")
+    return size
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).upper()
@@ -84,10 +113,33 @@ def _url(*schemes: str) -> Callable[[Any], str | None]:
         text = str(value)
         scheme = text.split("://", 1)[0] if "://" in text else ""
         if scheme not in schemes:
-            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {text!r}")
-        return text
+            expected = " or ".join(s + "://" for s in schemes)
+            raise ValueError(f"expected a URL starting with {expected}, got {redact(text)!r}")
+        return _local_url(text, scheme) if scheme in _LOCAL_SCHEMES else text
 
     return parse
+
+
+_LOCAL_SCHEMES = {"chdb", "file"}
+
+
+def _local_url(text: str, scheme: str) -> str:
+    """Check that a local store's URL names an absolute directory and no host.
+
+    Without this, ``chdb://relhost/warm`` silently meant ``/warm`` and ``file://relhost/x`` meant
+    ``./relhost/x``. ``file://localhost/x`` is the standard spelling of ``/x`` (RFC 8089), so it is
+    accepted and rewritten to ``file:///x``.
+    """
+    parts = urlsplit(text)
+    form = f"{scheme}:///abs/dir"
+    if scheme == "file" and parts.netloc == "localhost":
+        return "file://" + text[len("file://localhost"):]
+    if parts.netloc:
+        host = repr(parts.hostname) if parts.hostname else "(user info)"
+        raise ValueError(f"{redact(text)!r} has a host part {host}; a local directory is written {form}")
+    if not parts.path.startswith("/"):
+        raise ValueError(f"{redact(text)!r} needs an absolute directory, written {form}")
+    return text
 
 
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
@@ -105,7 +157,7 @@ class ClickHouseConfig:
     url: str | None = _setting(
         None, _url("chdb", "clickhouse", "clickhouses"), "chdb:///dir or clickhouse://user@host:9000/db"
     )
-    password: str | None = _setting(None, _optional_text, "server password (or ARCHIVES_CLICKHOUSE_PASSWORD)")
+    password: str | None = _setting(None, _secret, "server password (or ARCHIVES_CLICKHOUSE_PASSWORD)")
 
 
 @dataclass(frozen=True)
@@ -113,8 +165,8 @@ class ColdConfig:
     url: str | None = _setting(None, _url("file", "s3"), "file:///dir or s3://bucket/prefix for Parquet")
     endpoint_url: str | None = _setting(None, _url("http", "https"), "S3-compatible endpoint")
     region: str | None = _setting(None, _optional_text, "S3 region")
-    access_key_id: str | None = _setting(None, _optional_text, "S3 key (or ARCHIVES_COLD_ACCESS_KEY_ID)")
-    secret_access_key: str | None = _setting(None, _optional_text, "S3 secret (or env)")
+    access_key_id: str | None = _setting(None, _secret, "S3 key (or ARCHIVES_COLD_ACCESS_KEY_ID)")
+    secret_access_key: str | None = _setting(None, _secret, "S3 secret (or env)")
 
 
 @dataclass(frozen=True)
@@ -125,30 +177,30 @@ class PipelineConfig:
     batch_size: int = _setting(1000, _int(1), "records per batch to start with")
     min_batch_size: int = _setting(100, _int(1), "smallest batch dynamic sizing may choose")
     max_batch_size: int = _setting(100_000, _int(1), "largest batch dynamic sizing may choose")
-    max_batch_bytes: int = _setting(16 * 1024 * 1024, parse_size, "a batch closes at this many entry bytes")
+    max_batch_bytes: int = _setting(16 * 1024 * 1024, _size, "a batch closes at this many entry bytes")
     dynamic_batching: bool = _setting(True, _bool, "grow/shrink batches toward target_latency")
-    target_latency: float = _setting(2.0, parse_duration, "sink write latency the batch size aims at")
-    flush_interval: float = _setting(30.0, parse_duration, "longest a record waits in a partial batch")
+    target_latency: float = _setting(2.0, _duration, "sink write latency the batch size aims at")
+    flush_interval: float = _setting(30.0, _duration, "longest a record waits in a partial batch")
     worker_count: int = _setting(2, _int(1), "batches decoded and written concurrently")
     retry_attempts: int = _setting(5, _int(1), "consecutive sink failures that open its circuit breaker")
-    retry_backoff: float = _setting(1.0, parse_duration, "first retry delay; doubles with jitter")
-    max_retry_backoff: float = _setting(60.0, parse_duration, "cap on the retry delay")
-    claim_idle: float = _setting(600.0, parse_duration, "idle time before another consumer's work is claimed")
-    max_record_size: int = _setting(1024 * 1024, parse_size, "entries larger than this go to the DLQ")
+    retry_backoff: float = _setting(1.0, _duration, "first retry delay; doubles with jitter")
+    max_retry_backoff: float = _setting(60.0, _duration, "cap on the retry delay")
+    claim_idle: float = _setting(600.0, _duration, "idle time before another consumer's work is claimed")
+    max_record_size: int = _setting(1024 * 1024, _size, "entries larger than this go to the DLQ")
     read_count: int = _setting(1000, _int(1), "entries asked for per XREADGROUP call")
 
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    redis_ttl: float = _setting(7 * 86400.0, parse_duration, "hot tier: how long Redis keeps job data")
-    clickhouse_ttl: float = _setting(365 * 86400.0, parse_duration, "warm tier: ClickHouse row TTL")
-    s3_archive_ttl: float = _setting(7 * 365 * 86400.0, parse_duration, "cold tier: Parquet lifetime")
+    redis_ttl: float = _setting(7 * 86400.0, _duration, "hot tier: how long Redis keeps job data")
+    clickhouse_ttl: float = _setting(365 * 86400.0, _duration, "warm tier: ClickHouse row TTL")
+    s3_archive_ttl: float = _setting(7 * 365 * 86400.0, _duration, "cold tier: Parquet lifetime")
     payload_sampling_rate: float = _setting(0.01, _fraction, "share of payload samples kept (failures: all)")
     payload_max_size: int = _setting(1024 * 1024, parse_size, "payloads larger than this are never sampled")
     pii_redaction_enabled: bool = _setting(True, _bool, "redact e-mails, phones, cards, IPs in samples")
     gdpr_compliance_enabled: bool = _setting(True, _bool, "enable deletion requests and their audit")
     data_retention_max_days: int = _setting(2555, _int(1), "no record is kept longer than this")
-    deletion_request_ttl: float = _setting(30 * 86400.0, parse_duration, "deadline to honour a deletion")
+    deletion_request_ttl: float = _setting(30 * 86400.0, _duration, "deadline to honour a deletion")
     compression_codec: str = _setting("ZSTD", _choice("ZSTD", "LZ4", "GZIP", "SNAPPY", "NONE"), "Parquet codec")
 
 
@@ -191,7 +243,7 @@ def _parse_section(origin: str, name: str, raw: Any, env: Mapping[str, str]) -> 
         try:
             values[key] = spec.metadata["parse"](value)
         except ValueError as exc:
-            raise ConfigError(f"{where}: '{name}.{key}': {exc}") from None
+            raise ConfigError(f"{where}: '{name}.{key}': {redact(str(exc))}") from None
     try:
         section = cls(**values)
     except TypeError as exc:  # pragma: no cover - defensive
@@ -247,13 +299,42 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_config(data, str(path), env)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key appears twice in one mapping of a config file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, except that a repeated key is an error: by default the last one silently wins,
+    so a second ``batch_size`` further down a file would override the first unnoticed. Keys brought in by
+    a merge (``<<: *base``) may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise DuplicateKeyError(f"duplicate key {key!r} at line {line} (first at line {first}); "
+                                            "each key may appear only once")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def render_example() -> str:
@@ -268,13 +349,13 @@ def render_example() -> str:
         section = getattr(defaults, name)
         for spec in fields(section):
             value = getattr(section, spec.name)
-            if spec.metadata["parse"] is parse_duration:
+            if spec.metadata["parse"] is _duration:
                 shown = format_duration(value)
             elif value is None:
                 shown = "null"
             elif isinstance(value, bool):
                 shown = str(value).lower()
-            elif spec.metadata["parse"] is parse_size:
+            elif spec.metadata["parse"] in (parse_size, _size):
                 shown = format_size(value)
             else:
                 shown = str(value)

@@ -108,3 +108,81 @@ def test_example_file_is_current_and_loads(tmp_path: Path):
     example = Path(__file__).parent.parent / "config.example.yaml"
     assert example.read_text() == render_example()
     assert load_config(str(example), env={}) == Config(source=str(example))
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"clickhouse": {"url": "chdb://relhost/warm"}}, r"'clickhouse\.url'.*host part 'relhost'.*chdb:///abs/dir"),
+    ({"clickhouse": {"url": "chdb://localhost/warm"}}, r"'clickhouse\.url'.*host part 'localhost'.*chdb:///abs/dir"),
+    ({"clickhouse": {"url": "chdb://"}}, r"'clickhouse\.url'.*needs an absolute directory.*chdb:///abs/dir"),
+    ({"cold": {"url": "file://relhost/x"}}, r"'cold\.url'.*host part 'relhost'.*file:///abs/dir"),
+    ({"cold": {"url": "file://"}}, r"'cold\.url'.*needs an absolute directory.*file:///abs/dir"),
+])
+def test_local_urls_take_no_host_part(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, "x.yaml", env={})
+
+
+def test_local_urls_with_an_absolute_directory_are_kept():
+    config = parse_config({"clickhouse": {"url": "chdb:///var/lib/warm"}, "cold": {"url": "file:///srv/cold"}},
+                          "x.yaml", env={})
+    assert config.clickhouse.url == "chdb:///var/lib/warm"
+    assert config.cold.url == "file:///srv/cold"
+
+
+def test_file_url_on_localhost_means_the_local_absolute_path():
+    config = parse_config({"cold": {"url": "file://localhost/srv/cold"}}, "x.yaml", env={})
+    assert config.cold.url == "file:///srv/cold"
+
+
+def test_a_host_part_fails_every_command_with_exit_2(tmp_path: Path, capsys):
+    from archives_tui.cli import main
+
+    path = tmp_path / "a.yaml"
+    path.write_text("clickhouse:\n  url: chdb://relhost/warm\n")
+    for command in (["status"], ["query", "SELECT 1"], ["export", "--once"], ["seed", "--jobs", "1"]):
+        assert main(["--config", str(path), *command]) == 2
+        assert "host part" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["target_latency", "flush_interval", "retry_backoff", "max_retry_backoff",
+                                 "claim_idle"])
+def test_zero_pipeline_durations_are_refused(key):
+    with pytest.raises(ConfigError, match=rf"'pipeline\.{key}': .*must be longer than zero"):
+        parse_config({"pipeline": {key: "0s"}}, "x.yaml", env={})
+
+
+@pytest.mark.parametrize("key", ["redis_ttl", "clickhouse_ttl", "s3_archive_ttl", "deletion_request_ttl"])
+def test_zero_retention_durations_are_refused(key):
+    with pytest.raises(ConfigError, match=rf"'retention\.{key}': .*must be longer than zero"):
+        parse_config({"retention": {key: 0}}, "x.yaml", env={})
+
+
+@pytest.mark.parametrize("key", ["max_batch_bytes", "max_record_size"])
+def test_zero_sizes_that_would_stop_the_export_are_refused(key):
+    with pytest.raises(ConfigError, match=rf"'pipeline\.{key}': .*must be larger than zero"):
+        parse_config({"pipeline": {key: "0B"}}, "x.yaml", env={})
+
+
+def test_zero_payload_max_size_is_allowed_it_means_no_samples():
+    assert parse_config({"retention": {"payload_max_size": 0}}, "x.yaml", env={}).retention.payload_max_size == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("pipeline:\n  batch_size: 10\n  flush_interval: 5s\n  batch_size: 20\n",
+     r"a\.yaml: duplicate key 'batch_size' at line 4 \(first at line 2\)"),
+    ("pipeline:\n  batch_size: 10\nredis: {}\npipeline:\n  flush_interval: 5s\n",
+     r"a\.yaml: duplicate key 'pipeline' at line 4 \(first at line 1\)"),
+])
+def test_duplicate_keys_are_errors_naming_the_key_and_line(tmp_path: Path, text: str, message: str):
+    path = tmp_path / "a.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path), env={})
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path: Path):
+    path = tmp_path / "a.yaml"
+    path.write_text("base: &base {batch_size: 10, flush_interval: 5s}\n")
+    text = "pipeline:\n  <<: {batch_size: 2000, flush_interval: 5s}\n  batch_size: 3000\n"
+    path.write_text(text)
+    assert load_config(str(path), env={}).pipeline.batch_size == 3000

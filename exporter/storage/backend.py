@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 
 from exporter.errors import ConfigError
+from exporter.redact import redact
 
 
 class ClickHouseBackend(Protocol):
@@ -34,20 +35,29 @@ class ClickHouseBackend(Protocol):
 
 
 def open_backend(url: str, password: str | None = None) -> ClickHouseBackend:
-    """Open the backend a ``clickhouse.url`` names: ``chdb:///dir`` or ``clickhouse://user@host:port/db``."""
+    """Open the backend a ``clickhouse.url`` names: ``chdb:///dir`` or ``clickhouse://user@host:port/db``.
+
+    Every error names the URL without its password (the URL may carry one).
+    """
     parsed = urlparse(url)
+    shown = redact(url)
     if parsed.scheme == "chdb":
         from exporter.storage.chdb_backend import ChdbBackend
 
         path = unquote(parsed.path or "")
-        if not path:
-            raise ConfigError(f"clickhouse.url {url!r} needs a data directory, e.g. chdb:///var/lib/archives")
+        if parsed.netloc:
+            raise ConfigError(f"clickhouse.url {shown!r} has a host part; a local directory is written chdb:///abs/dir")
+        if not path.startswith("/"):
+            raise ConfigError(f"clickhouse.url {shown!r} needs an absolute data directory, e.g. chdb:///var/lib/archives")
         return ChdbBackend(path)
     if parsed.scheme in {"clickhouse", "clickhouses"}:
         from exporter.storage.native import NativeBackend
 
-        return NativeBackend.from_url(url, password=password)
-    raise ConfigError(f"clickhouse.url {url!r}: expected chdb:///dir or clickhouse://user@host:9000/db")
+        try:
+            return NativeBackend.from_url(url, password=password)
+        except ConfigError as exc:
+            raise ConfigError(redact(str(exc))) from None
+    raise ConfigError(f"clickhouse.url {shown!r}: expected chdb:///dir or clickhouse://user@host:9000/db")
 
 
 def sql_string(value: str) -> str:
