@@ -1,13 +1,16 @@
 """Decode raw stream entries into an Arrow table of RECORD_SCHEMA, with a reason for every reject.
 
 The fast path hands the batch's ``data`` JSON values to ``pyarrow.json`` in one buffer and converts
-columns with ``pyarrow.compute``. Batches the fast path cannot take (flat entries, a field whose JSON
-type changes within the batch, bad JSON) go through a per-record path that yields the same table and
-names the fault of each bad entry. Either way the result is identical for the same entries.
+columns with ``pyarrow.compute``. Batches the fast path cannot take (flat entries, the Go library's
+``job_data`` entries, a field whose JSON type changes within the batch, bad JSON) go through a per-record
+path that yields the same table and names the fault of each bad entry. Either way the result is
+identical for the same entries.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import re
 from dataclasses import dataclass, field
@@ -23,6 +26,12 @@ from exporter.batch import Body, body_size
 from exporter.record import (
     CURRENT_SCHEMA_VERSION,
     FIELD_NAMES,
+    GO_FIELDS,
+    GO_INDEX_FIELDS,
+    GO_OUTCOMES,
+    GO_SCHEMA_VERSIONS,
+    GO_TAG_PREFIX,
+    GO_ZERO_TIME,
     INT_FIELDS,
     NULLABLE_STRING_FIELDS,
     OUTCOMES,
@@ -53,7 +62,8 @@ _NUMERIC_TIME = re.compile(rb'(_time"\s*:\s*)(-?\d+)')
 _PARSE_SLICE_BYTES = 4 * 1024 * 1024
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 _EPOCH_MS = r"^-?\d{1,15}$"
-_INTEGER = r"^\s*-?\d{1,18}\s*$"
+_INTEGER = r"^\s*-?\d+\s*$"
+_INT64_SAFE = r"^\s*-?\d{1,18}\s*$"  # digits an int64 always holds; more are out of every column's range
 _MIN_TIME = pa.scalar(-2208988800 * 1_000_000, TIMESTAMP)  # 1900-01-01, DateTime64's floor
 _MAX_TIME = pa.scalar(10413792000 * 1_000_000, TIMESTAMP)  # 2300-01-01, DateTime64's ceiling
 
@@ -162,6 +172,12 @@ def _flat_records(flat: list[tuple[int, list]]) -> tuple[list[tuple[int, dict]],
             rejects.append((pos, f"entry has a 'data' field and other fields ({others}): expected 'data' alone, "
                                  "the flat form, or the Go form (job_data)"))
             continue
+        if b"job_data" in names:
+            try:
+                records.append((pos, _go_record(fields)))
+            except _Refused as exc:
+                rejects.append((pos, str(exc)))
+            continue
         try:
             obj = {k.decode(): v.decode() for k, v in zip(fields[::2], fields[1::2], strict=True)}
         except UnicodeDecodeError:
@@ -175,6 +191,84 @@ def _flat_records(flat: list[tuple[int, list]]) -> tuple[list[tuple[int, dict]],
                 continue
         records.append((pos, obj))
     return records, rejects
+
+
+class _Refused(ValueError):
+    """An entry that cannot become a record; the message is its dead-letter reason."""
+
+
+def _go_record(fields: list[bytes]) -> dict:
+    """The Go library's entry (``job_data`` JSON beside index fields) as an object with our record's names.
+
+    Per record, not vectorized: the form is not our hot path, and base64, zero times and the tags it
+    keeps are simplest per object. The JSON is the record; the stream's job_id/queue/outcome only
+    index it, so a disagreeing one (or any other stream field) is kept as the tag ``go.stream.<name>``.
+    Nothing without a column is dropped: it becomes a ``go.<key>`` tag, unless the producer's own tags
+    already use that key (the producer's tag wins).
+    """
+    stream = dict(zip(fields[::2], fields[1::2], strict=True))
+    try:
+        job = orjson.loads(stream.pop(b"job_data"))
+    except orjson.JSONDecodeError as exc:
+        raise _Refused(f"invalid JSON in job_data field: {exc}") from None
+    if not isinstance(job, dict):
+        raise _Refused(f"job_data field must hold a JSON object, got {type(job).__name__}")
+    index = {name: job.get(name) for name in GO_INDEX_FIELDS}  # as the JSON has them, to compare
+    record = {ours: job.pop(theirs) for theirs, ours in GO_FIELDS.items() if theirs in job}
+    if record.get("enqueue_time") == GO_ZERO_TIME:
+        raise _Refused(f"enqueued_at is Go's zero time {GO_ZERO_TIME} (unset), but the archive needs an enqueue time")
+    for name in ("start_time", "end_time"):
+        if record.get(name) == GO_ZERO_TIME:
+            record[name] = None
+    kept: dict[str, str] = {}  # the go.* tags
+    for key, value in job.items():  # job_type, processing_time_ms, archived_at, schema_version, and any new key
+        if value is not None and value != GO_ZERO_TIME:
+            kept[GO_TAG_PREFIX + key] = orjson.dumps(value).decode() if isinstance(value, dict | list) \
+                else _scalar_text(value)
+    version = job.get("schema_version")
+    if type(version) is int:
+        if version not in GO_SCHEMA_VERSIONS:
+            known = ", ".join("0 = unset" if v == 0 else str(v) for v in GO_SCHEMA_VERSIONS)
+            raise _Refused(f"unknown schema_version {version} (the Go form knows {known})")
+        record["schema_version"] = GO_SCHEMA_VERSIONS[version]
+    elif isinstance(version, str):
+        record["schema_version"] = version  # not what Go writes; the schema registry judges it
+    elif version is not None:
+        raise _Refused(f"schema_version of the Go form must be an integer, got {version!r}")
+    record["outcome"] = GO_OUTCOMES.get(record.get("outcome"), record.get("outcome"))
+    if record.get("payload_sample") is not None:
+        record["payload_sample"], encoding = _go_snapshot(record["payload_sample"])
+        if encoding:
+            kept[GO_TAG_PREFIX + "payload_encoding"] = encoding
+    for name, value in stream.items():
+        try:
+            name, value = name.decode(), value.decode()
+        except UnicodeDecodeError:
+            raise _Refused(f"stream field {name!r} of a Go-form entry is not valid UTF-8") from None
+        if not (name in GO_INDEX_FIELDS and value == index[name]):
+            kept[f"{GO_TAG_PREFIX}stream.{name}"] = value
+    tags = {} if record.get("tags") is None else record["tags"]
+    if not isinstance(tags, dict):
+        raise _Refused(f"field 'tags' must be a JSON object of strings, got {type(tags).__name__}")
+    record["tags"] = {**tags, **{key: value for key, value in kept.items() if key not in tags}}
+    return record
+
+
+def _go_snapshot(text) -> tuple[str, str | None]:
+    """Go's base64 ``payload_snapshot`` as text, and the tag value naming its encoding when kept as base64.
+
+    Bytes that are not UTF-8 cannot become text without loss, so the base64 text is kept unchanged.
+    """
+    if not isinstance(text, str):
+        raise _Refused(f"payload_snapshot is not base64 text, got {type(text).__name__}")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise _Refused(f"payload_snapshot is not base64: {exc}") from None
+    try:
+        return raw.decode(), None
+    except UnicodeDecodeError:
+        return text, "base64"
 
 
 def _scalar_text(value) -> str | None:
@@ -283,6 +377,9 @@ def _integers(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
         ok = pc.match_substring_regex(col, _INTEGER)
         faults.add(pc.and_(pc.is_valid(col), pc.invert(ok)),
                    lambda r: f"field '{name}' must be an integer, got {col[r].as_py()!r}")
+        huge = pc.and_(ok, pc.invert(pc.match_substring_regex(col, _INT64_SAFE)))
+        faults.add(huge, lambda r: f"field '{name}' out of range [{lo}, {hi}]: {col[r].as_py().strip()}")
+        ok = pc.and_(ok, pc.invert(huge))
         values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, col, None)), pa.int64())
     elif pa.types.is_null(col.type):
         values = pa.nulls(len(col), pa.int64())

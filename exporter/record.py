@@ -48,3 +48,34 @@ NULLABLE_STRING_FIELDS = ("payload_sample",)
 STRING_FIELDS = tuple(
     f.name for f in RECORD_SCHEMA if pa.types.is_string(f.type) and f.name not in NULLABLE_STRING_FIELDS
 )
+
+# The wire form of the Go library this design comes from (go-redis-work-queue, internal/long-term-archives):
+# XADD <stream> * job_data <ArchiveJob JSON> job_id <id> queue <q> outcome <o>. Its JSON names -> ours;
+# every other key of its JSON has no column and is kept as the tag ``go.<key>``.
+GO_FIELDS = {
+    "job_id": "job_id",
+    "queue": "queue",
+    "tenant": "tenant_id",
+    "priority": "priority",
+    "enqueued_at": "enqueue_time",
+    "started_at": "start_time",
+    "completed_at": "end_time",
+    "outcome": "outcome",
+    "retry_count": "retries",
+    "error_code": "error_type",
+    "error_message": "error_msg",
+    "worker_id": "worker_id",
+    "payload_size": "payload_size",
+    "payload_hash": "payload_hash",
+    "payload_snapshot": "payload_sample",
+    "trace_id": "trace_id",
+    "tags": "tags",
+}
+GO_INDEX_FIELDS = ("job_id", "queue", "outcome")  # stream fields that duplicate the JSON for XRANGE readers
+GO_OUTCOMES = {"canceled": "cancelled"}  # Go spells it with one l; the ClickHouse Enum keeps ours
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # time.Time{} as Go marshals it: the time was never set
+# Go's integer schema versions -> ours. 0 is Go's zero value: the library's ValidateSchema sets the version
+# on its own copy of the job, so its entries carry 0 unless the caller set one. Its version 2 only made
+# worker_id and archived_at required; the ArchiveJob struct, so the wire form, is the same as version 1.
+GO_SCHEMA_VERSIONS = {0: CURRENT_SCHEMA_VERSION, 1: CURRENT_SCHEMA_VERSION, 2: CURRENT_SCHEMA_VERSION}
+GO_TAG_PREFIX = "go."
