@@ -3,6 +3,10 @@
 The embedded Redis runs as a small background server on a unix socket under the data directory,
 with append-only persistence, so that separate commands (``archives seed``, ``archives export``, the
 TUI) share one stream the way job workers and exporters share a real Redis. ``archives stop`` ends it.
+
+Everything stored locally holds personal data (payload samples, error messages, the stream's raw
+entries), so it is owner-only: directories 0700, files 0600, whatever the umask. Stores written by
+earlier versions (0755/0644) are tightened when opened.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import stat
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import platformdirs
@@ -25,6 +32,64 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("archives", appauthor=False))
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents owner-only (0700), or tighten ``path`` if it exists.
+
+    Parents that already exist are left alone: they may be shared directories such as ``/srv``. The
+    mode of a created directory is set exactly, since ``mkdir`` applies the umask to it.
+    """
+    path = Path(path)
+    missing = []
+    current = path
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it meanwhile: tightened below if it is ours
+            continue
+        os.chmod(directory, 0o700)
+    tighten(path)
+    return path
+
+
+def tighten(path: str | os.PathLike, mode: int | None = None) -> None:
+    """Remove every group and other permission bit from ``path`` (owner bits are kept).
+
+    Paths that vanish meanwhile or belong to another user (chmod refused) are skipped: a store shared
+    with other users' files is theirs to protect.
+    """
+    with suppress(FileNotFoundError, PermissionError):
+        mode = os.lstat(path).st_mode if mode is None else mode
+        if mode & 0o077 and not stat.S_ISLNK(mode):
+            os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
+
+def tighten_tree(root: str | os.PathLike) -> list[os.DirEntry]:
+    """Tighten ``root`` and everything under it; return the files seen (for callers with more to do).
+
+    Symbolic links are neither followed nor changed (chdb links table names to its store).
+    """
+    tighten(root)
+    return list(_tighten_below(root))
+
+
+def _tighten_below(directory: str | os.PathLike) -> Iterator[os.DirEntry]:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    for entry in entries:
+        with suppress(FileNotFoundError):
+            mode = entry.stat(follow_symlinks=False).st_mode
+            tighten(entry.path, mode)
+            if stat.S_ISDIR(mode):
+                yield from _tighten_below(entry.path)
+            elif not stat.S_ISLNK(mode):
+                yield entry
+
+
 def redis_socket(base: Path) -> Path:
     return base / "redis" / "redis.sock"
 
@@ -34,11 +99,12 @@ def ensure_redis(base: Path, timeout: float = 15.0) -> str:
     socket_path = redis_socket(base)
     if len(str(socket_path)) > 100:
         raise ArchivesError(f"the data directory path is too long for a unix socket: {socket_path}")
+    directory = socket_path.parent
+    private_dir(base)
+    tighten_tree(private_dir(directory))  # a server started by an earlier version wrote its files 0644
     if _answers(socket_path):
         return f"unix://{socket_path}"
-    directory = socket_path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "start.lock", "w") as lock:
+    with open(os.open(directory / "start.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands starting at once start one server
         if not _answers(socket_path):
             _start(directory, socket_path, timeout)
@@ -49,7 +115,8 @@ def _start(directory: Path, socket_path: Path, timeout: float) -> None:
     socket_path.unlink(missing_ok=True)
     command = [*_server_command(directory, socket_path, persist=True),
                "--daemonize", "yes", "--pidfile", str(directory / "redis.pid")]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    # redis-server creates its append-only file (the stream's raw entries) and its log with the umask.
+    result = subprocess.run(command, capture_output=True, text=True, check=False, umask=0o077)
     if result.returncode != 0:
         raise ArchivesError(f"cannot start the embedded Redis server: {result.stderr.strip() or result.stdout}")
     if not _wait_until_answers(socket_path, timeout):
@@ -86,7 +153,7 @@ class PrivateRedis:
         self.socket = directory / "redis.sock"
         self.process: subprocess.Popen | None = subprocess.Popen(
             _server_command(directory, self.socket, persist=False),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
         )
         if not _wait_until_answers(self.socket, timeout, running=lambda: self.process.poll() is None):
             self.stop()

@@ -3,6 +3,10 @@
 A chdb data directory belongs to one process at a time, so the backend holds an exclusive lock file
 next to it naming the owner; a second process gets a clear StoreBusyError instead of chdb's
 "Error initializing EmbeddedServer". The kernel drops the lock when the owner dies, even by SIGKILL.
+
+The directory holds personal data and is owner-only (0700), as is the lock file (0600). chdb creates
+its files with the process umask, which a library must not change, so the directory's mode is what
+protects them; they are also tightened on open (stores of earlier versions) and on close.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from exporter.embedded import private_dir, tighten, tighten_tree
 from exporter.errors import QueryError, StoreBusyError
 from exporter.storage.backend import settings_clause
 
@@ -27,8 +32,9 @@ class ChdbBackend:
 
         self.path = Path(path)
         self.description = f"chdb (embedded) at {self.path}"
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path)
         self._lock_file = _acquire_owner_lock(self.path)
+        tighten_tree(self.path)
         self._mutex = threading.Lock()
         try:
             self._conn = chdb.connect(str(self.path))
@@ -64,6 +70,7 @@ class ChdbBackend:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                tighten_tree(self.path)  # what chdb wrote during this session, before the lock is let go
         self._lock_file.close()
 
 
@@ -78,7 +85,8 @@ def lock_path(data_dir: Path) -> Path:
 
 def _acquire_owner_lock(data_dir: Path):
     path = lock_path(data_dir)
-    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the backend
+    handle = open(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")  # noqa: SIM115 - held for life
+    tighten(path)  # earlier versions created it 0644
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporter.config import ColdConfig
+from exporter.embedded import private_dir, tighten_tree
 from exporter.record import CURRENT_SCHEMA_VERSION
 from exporter.storage.partitions import HOUR_US, split_by_time
 from exporter.storage.warm import TierStats
@@ -40,6 +42,8 @@ class ParquetStore:
 
     @classmethod
     def open(cls, config: ColdConfig, url: str, codec: str = "ZSTD") -> ParquetStore:
+        """Open the store ``url`` names; a local one is made owner-only (files an earlier version left
+        readable by others are tightened)."""
         options: dict[str, object] = {}
         if url.startswith("s3://"):
             client: dict[str, object] = {}
@@ -52,7 +56,8 @@ class ParquetStore:
                 options.update(key=config.access_key_id, secret=config.secret_access_key)
         fs, root = fsspec.core.url_to_fs(url, **options)
         if "file" in _protocols(fs):
-            fs.makedirs(root, exist_ok=True)
+            private_dir(Path(root))
+            tighten_tree(root)
         return cls(url, fs, root, codec)
 
     @property
@@ -91,9 +96,9 @@ class ParquetStore:
             self.fs.pipe_file(key, data.to_pybytes())
             return
         directory, name = key.rsplit("/", 1)
-        os.makedirs(directory, exist_ok=True)
+        private_dir(Path(directory))
         temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-        with open(temporary, "wb") as handle:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
             handle.write(data)
         os.replace(temporary, key)
 

@@ -1,0 +1,137 @@
+"""Archived personal data is owner-only on disk."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from exporter.config import ColdConfig
+from exporter.record import RECORD_SCHEMA
+from exporter.storage.chdb_backend import ChdbBackend, lock_path
+from exporter.storage.cold import ParquetStore
+
+SHARED = stat.S_IRWXG | stat.S_IRWXO
+
+
+def shared_paths(root: Path) -> list[str]:
+    """Every file or directory under ``root`` (itself included) that its group or others may touch."""
+    found = []
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & SHARED:
+            found.append(f"{stat.filemode(mode)} {path.relative_to(root)}")
+    return found
+
+
+def records(rows: int = 3, sample: str = "") -> pa.Table:
+    """``rows`` archive records of one hour; ``sample`` makes them as large as needed."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    row = {name: "" for name in RECORD_SCHEMA.names}
+    row.update(priority=0, retries=0, payload_size=0, tags={}, enqueue_time=start, start_time=None, end_time=None,
+               queue="q", outcome="success", schema_version="1.0.0", payload_sample=sample)
+    return pa.Table.from_pylist([{**row, "job_id": f"j{i}"} for i in range(rows)], schema=RECORD_SCHEMA)
+
+
+@pytest.fixture
+def loose_umask():
+    """The usual default umask, so that files created without an explicit mode would be 0644."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archives_tui", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=240, umask=0o022)
+
+
+def test_embedded_export_leaves_nothing_readable_by_others(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVES_")}
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    try:
+        for args in (["seed", "--jobs", "200"], ["export", "--once"]):
+            result = run_cli(env, tmp_path, *args)
+            assert result.returncode == 0, result.stderr
+    finally:
+        run_cli(env, tmp_path, "stop")
+    base = tmp_path / "archives"
+    assert list((base / "cold").rglob("*.parquet")), "the export wrote no Parquet file"
+    assert (base / "redis" / "appendonly.aof").exists()
+    assert (base / "warm").is_dir()
+    assert shared_paths(base) == []
+
+
+def make_loose(path: Path, files: list[str]) -> None:
+    """A store as an earlier version left it: directories 0755, files 0644."""
+    for name in files:
+        file = path / name
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(b"personal data")
+        file.chmod(0o644)
+    for directory in [path, *(p for p in path.rglob("*") if p.is_dir())]:
+        directory.chmod(0o755)
+
+
+def test_an_old_cold_store_is_tightened_when_opened(tmp_path: Path):
+    root = tmp_path / "cold"
+    make_loose(root, ["jobs/year=2026/month=01/day=01/hour=00/a.parquet", "notes.txt"])
+    ParquetStore.open(ColdConfig(), f"file://{root}")
+    assert shared_paths(root) == []
+
+
+def test_an_old_warm_store_is_tightened_when_opened(tmp_path: Path):
+    path = tmp_path / "warm"
+    make_loose(path, ["store/abc/data.bin"])
+    lock_path(path).write_text("pid 1")
+    lock_path(path).chmod(0o644)
+    backend = ChdbBackend(str(path))
+    try:
+        backend.execute("CREATE TABLE t (x UInt8) ENGINE = MergeTree ORDER BY x")
+        backend.execute("INSERT INTO t VALUES (1)")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+        assert stat.S_IMODE(lock_path(path).stat().st_mode) == 0o600
+    finally:
+        backend.close()
+    assert shared_paths(path) == []
+
+
+def test_a_new_warm_store_is_owner_only(tmp_path: Path, loose_umask):
+    path = tmp_path / "new" / "warm"
+    ChdbBackend(str(path)).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(lock_path(path).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000], ids=["umask022", "umask000"])
+def test_parquet_files_and_partitions_are_owner_only_whatever_the_umask(tmp_path: Path, umask: int):
+    previous = os.umask(umask)
+    try:
+        store = ParquetStore.open(ColdConfig(), f"file://{tmp_path / 'a' / 'cold'}")
+        assert store.write_batch(records(), "batch1")
+    finally:
+        os.umask(previous)
+    assert shared_paths(tmp_path / "a") == []
+
+
+def test_the_embedded_redis_files_are_owner_only(tmp_path: Path, loose_umask):
+    from exporter.embedded import ensure_redis, stop_redis
+
+    base = tmp_path / "d"
+    make_loose(base / "redis", ["redis.log"])  # left by an earlier version
+    try:
+        client_url = ensure_redis(base)
+        import redis
+
+        redis.Redis.from_url(client_url).xadd("completed_jobs", {"data": "{}"})
+    finally:
+        stop_redis(base)
+    assert (base / "redis" / "appendonly.aof").exists()
+    assert shared_paths(base) == []
