@@ -1,11 +1,13 @@
-"""Archived personal data is owner-only on disk."""
+"""Archived personal data is owner-only on disk, and a failed local write leaves no temporary file behind."""
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,3 +137,60 @@ def test_the_embedded_redis_files_are_owner_only(tmp_path: Path, loose_umask):
         stop_redis(base)
     assert (base / "redis" / "appendonly.aof").exists()
     assert shared_paths(base) == []
+
+
+# --- temporary files of the local cold store ---------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_are_removed_on_open_and_live_ones_kept(tmp_path: Path):
+    root = tmp_path / "cold"
+    hour = root / "jobs/year=2026/month=01/day=01/hour=00"
+    hour.mkdir(parents=True)
+    host = socket.gethostname()
+    uid = "0" * 32
+    names = {  # .<name>.<pid>@<host>.<uuid>.tmp
+        "mine": f".b1.parquet.{os.getpid()}@{host}.{uid}.tmp",  # a live writer (this process)
+        "dead": f".b2.parquet.{dead_pid()}@{host}.{uid}.tmp",  # its writer is gone
+        "other_host_fresh": f".b3.parquet.1@elsewhere.example.{uid}.tmp",  # cannot tell: too young to remove
+        "other_host_old": f".b4.parquet.1@elsewhere.example.{uid}.tmp",
+        "old_format_fresh": f".b5.parquet.{uid}.tmp",  # written by an earlier version
+        "old_format_old": f".b6.parquet.{uid}.tmp",
+    }
+    for name in names.values():
+        (hour / name).write_bytes(b"partial")
+    day_ago = time.time() - 86400
+    for key in ("other_host_old", "old_format_old"):
+        os.utime(hour / names[key], (day_ago, day_ago))
+    (hour / "b0.parquet").write_bytes(b"archived")
+
+    ParquetStore.open(ColdConfig(), f"file://{root}")
+
+    left = {path.name for path in hour.iterdir()}
+    assert left == {"b0.parquet", names["mine"], names["other_host_fresh"], names["old_format_fresh"]}
+
+
+def test_a_write_that_fails_for_want_of_space_leaves_no_temporary(tmp_path: Path):
+    """RLIMIT_FSIZE makes the kernel refuse the write (EFBIG), as a full disk would (ENOSPC)."""
+    root = tmp_path / "cold"
+    script = f"""
+import os, resource, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_file_modes import records
+from exporter.config import ColdConfig
+from exporter.storage.cold import ParquetStore
+store = ParquetStore.open(ColdConfig(), "file://{root}")
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    store.write_batch(records(50, os.urandom(4096).hex()), "batch1")
+except OSError as exc:
+    print("failed:", exc.strerror)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "failed: File too large" in result.stdout, result.stderr
+    assert [p.name for p in root.rglob("*") if p.is_file()] == []

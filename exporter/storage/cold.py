@@ -10,7 +10,11 @@ written under a hidden temporary name and renamed into place.
 from __future__ import annotations
 
 import os
+import re
+import socket
+import time
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,7 +47,7 @@ class ParquetStore:
     @classmethod
     def open(cls, config: ColdConfig, url: str, codec: str = "ZSTD") -> ParquetStore:
         """Open the store ``url`` names; a local one is made owner-only (files an earlier version left
-        readable by others are tightened)."""
+        readable by others are tightened) and cleared of temporaries their writers left behind."""
         options: dict[str, object] = {}
         if url.startswith("s3://"):
             client: dict[str, object] = {}
@@ -57,7 +61,7 @@ class ParquetStore:
         fs, root = fsspec.core.url_to_fs(url, **options)
         if "file" in _protocols(fs):
             private_dir(Path(root))
-            tighten_tree(root)
+            _remove_stale_temporaries(tighten_tree(root))
         return cls(url, fs, root, codec)
 
     @property
@@ -97,10 +101,15 @@ class ParquetStore:
             return
         directory, name = key.rsplit("/", 1)
         private_dir(Path(directory))
-        temporary = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, key)
+        temporary = f"{directory}/.{name}.{os.getpid()}@{socket.gethostname()}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, key)
+        except BaseException:  # a full disk, an interrupt: leave no partial file behind
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
     def files(self) -> list[dict]:
         """Every archived Parquet file with its size (temporary files are hidden)."""
@@ -127,6 +136,42 @@ class ParquetStore:
                     oldest = low if oldest is None or low < oldest else oldest
                     newest = high if newest is None or high > newest else newest
         return TierStats(records, sum(int(i["size"]) for i in files), oldest, newest, f"{len(files)} files")
+
+
+# ".<name>.<pid>@<host>.<uuid>.tmp"; earlier versions wrote ".<name>.<uuid>.tmp" (no writer).
+_TEMPORARY = re.compile(r"^\..+?(?:\.(?P<pid>\d+)@(?P<host>[^@/]+))?\.[0-9a-f]{32}\.tmp$")
+STALE_TEMPORARY_AGE = 3600.0
+
+
+def _remove_stale_temporaries(files: list[os.DirEntry]) -> None:
+    """Delete temporary files whose writer died (a SIGKILL, a full disk in an older version).
+
+    Several exporters may share a directory, so a temporary is removed only when no live writer can
+    own it: its name carries the writer's pid and host, and one written on this host by a pid that no
+    longer exists is removed at once. Any other one (another host's, or an earlier version's without
+    a writer) is removed once it is an hour old: a writer renames its file within seconds of creating
+    it, and one that was stopped longer than that finds its file gone and fails the batch, which is
+    retried. The hour also covers a reused pid.
+    """
+    host, now = socket.gethostname(), time.time()
+    for entry in files:
+        match = _TEMPORARY.match(entry.name)
+        if match is None:
+            continue
+        dead = match["host"] == host and not _alive(int(match["pid"]))
+        with suppress(FileNotFoundError):
+            if dead or now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_AGE:
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _as_utc(value) -> datetime:
