@@ -182,7 +182,6 @@ def test_duplicate_keys_are_errors_naming_the_key_and_line(tmp_path: Path, text:
 
 def test_merge_keys_may_still_be_overridden(tmp_path: Path):
     path = tmp_path / "a.yaml"
-    path.write_text("base: &base {batch_size: 10, flush_interval: 5s}\n")
     text = "pipeline:\n  <<: {batch_size: 2000, flush_interval: 5s}\n  batch_size: 3000\n"
     path.write_text(text)
     assert load_config(str(path), env={}).pipeline.batch_size == 3000

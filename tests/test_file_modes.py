@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import redis
 
 from exporter.config import ColdConfig
 from exporter.record import RECORD_SCHEMA
@@ -129,10 +130,7 @@ def test_the_embedded_redis_files_are_owner_only(tmp_path: Path, loose_umask):
     base = tmp_path / "d"
     make_loose(base / "redis", ["redis.log"])  # left by an earlier version
     try:
-        client_url = ensure_redis(base)
-        import redis
-
-        redis.Redis.from_url(client_url).xadd("completed_jobs", {"data": "{}"})
+        redis.Redis.from_url(ensure_redis(base)).xadd("completed_jobs", {"data": "{}"})
     finally:
         stop_redis(base)
     assert (base / "redis" / "appendonly.aof").exists()
