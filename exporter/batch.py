@@ -34,6 +34,18 @@ def _text(entry_id) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
+def id_order(entry_id: str | bytes) -> tuple[int, int]:
+    """A stream entry id as a sortable pair: ids compare by milliseconds, then sequence."""
+    millis, _, sequence = _text(entry_id).partition("-")
+    return int(millis), int(sequence or 0)
+
+
+def last_of(ranges: list[Range] | None, ids: list[str] | None) -> str | None:
+    """The highest entry id a batch holds."""
+    candidates = [r[1] for r in ranges or []] + list(ids or [])
+    return max(candidates, key=id_order) if candidates else None
+
+
 def read_range(entries: list[list]) -> Range:
     """The range one XREADGROUP ``>`` call returned: contiguous in the stream."""
     return (_text(entries[0][0]), _text(entries[-1][0]), len(entries))
@@ -84,6 +96,10 @@ class Batch:
     @cached_property
     def batch_id(self) -> str:
         return batch_identity(self.ranges, self.ids)
+
+    @property
+    def last_id(self) -> str | None:
+        return last_of(self.ranges, self.ids)
 
     def manifest(self) -> bytes:
         return orjson.dumps(
@@ -139,6 +155,10 @@ class Manifest:
     @property
     def first_id(self) -> str:
         return self.ranges[0][0] if self.ranges else (self.ids or [""])[0]
+
+    @property
+    def last_id(self) -> str | None:
+        return last_of(self.ranges, self.ids)
 
 
 class BatchOptimizer:

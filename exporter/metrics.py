@@ -9,14 +9,32 @@ from dataclasses import dataclass, field
 import orjson
 import redis
 
+from exporter.redact import redact
+
+# An exporter publishes its snapshot every HEARTBEAT seconds from a thread of its own; one not heard
+# from for LIVENESS seconds is taken for dead, and its pending work may be claimed at once.
+HEARTBEAT = 1.0
+LIVENESS = 15.0
+
 
 @dataclass
 class ExportMetrics:
+    """Counters of one exporter. ``archived`` counts records stored in the cold tier (the complete
+    record); ``warm_archived`` those also in the warm tier, ``warm_skipped`` those older than the warm
+    window, which the warm tier would only drop again."""
+
     read: int = 0
     archived: int = 0
+    warm_archived: int = 0
+    warm_skipped: int = 0
     dead_lettered: int = 0
     batches: int = 0
     recovered_batches: int = 0
+    claimed: int = 0
+    groups_recreated: int = 0
+    group_recreated_at: float | None = None
+    last_batch_at: float | None = None
+    stopped_at: float | None = None
     batch_size_target: int = 0
     last_batch_records: int = 0
     last_batch_seconds: float = 0.0
@@ -31,10 +49,11 @@ class ExportMetrics:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def error(self, where: str, exc: BaseException) -> None:
+    def error(self, where: str, exc: BaseException | str) -> None:
+        text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         with self._lock:
             self.errors[where] = self.errors.get(where, 0) + 1
-            self.last_error = f"{where}: {type(exc).__name__}: {exc}"[:500]
+            self.last_error = redact(f"{where}: {text}")[:500]
             self.last_error_at = time.time()
 
     def snapshot(self) -> dict:
@@ -57,12 +76,25 @@ def publish(client: redis.Redis, stream_key: str, consumer: str, metrics: Export
 
 
 def read_published(client: redis.Redis, stream_key: str) -> list[dict]:
-    """Snapshots of every exporter of this stream, newest first."""
+    """Snapshots of every exporter of this stream, newest first, each with ``alive``."""
     found = []
-    for key in client.scan_iter(match=f"{stream_key}:exporter:*", count=100):
+    prefix = f"{stream_key}:exporter:"
+    for key in client.scan_iter(match=f"{prefix}*", count=100):
         raw = client.get(key)
         if raw:
             data = orjson.loads(raw)
-            data["consumer"] = key.decode().rsplit(":", 1)[-1]
+            data["consumer"] = key.decode()[len(prefix):]
+            data["alive"] = is_alive(data)
             found.append(data)
     return sorted(found, key=lambda d: d.get("updated_at", 0), reverse=True)
+
+
+def is_alive(snapshot: dict | None, now: float | None = None) -> bool:
+    """Whether the exporter that published ``snapshot`` is running: heard from lately, not stopped."""
+    if not snapshot or snapshot.get("stopped_at"):
+        return False
+    return (now or time.time()) - float(snapshot.get("updated_at") or 0) < LIVENESS
+
+
+def live_consumers(client: redis.Redis, stream_key: str) -> set[str]:
+    return {s["consumer"] for s in read_published(client, stream_key) if s["alive"]}

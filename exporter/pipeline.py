@@ -5,6 +5,12 @@ workers decode and write batches concurrently. The hand-off queue holds one batc
 that finishes to start the next at once, and no more, since every queued batch is memory. When sinks
 fail the workers stop taking batches, the queue fills and reading pauses, so at most ``worker_count``
 + 2 batches are in hand. A batch is acknowledged only after both sinks hold it.
+
+Failures: a sink or Redis that fails is retried with backoff, forever when running as a service, and
+at most ``retry_attempts`` times in a row with ``once`` (then the export gives up, sets ``failure``
+and leaves what it holds pending). Once stopping, a failure ends the retries at once: the batches in
+hand stay pending and are replayed on the next start. A lost consumer group is re-created where
+archiving stopped (see ``StreamReader.recreate_group``).
 """
 
 from __future__ import annotations
@@ -23,16 +29,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of
+from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of, id_order
 from exporter.config import Config
 from exporter.decode import decode_bodies
 from exporter.memory import configure_allocator, release_free_memory
-from exporter.metrics import ExportMetrics, publish
+from exporter.metrics import HEARTBEAT, ExportMetrics, is_alive, publish, read_published
+from exporter.redact import redact
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
 from exporter.storage.cold import ParquetStore
 from exporter.storage.warm import WarmStore
-from exporter.stream import StreamReader
+from exporter.stream import StreamReader, is_lost_group
 from exporter.transforms import PayloadSampler, PIIRedactor
 
 log = logging.getLogger("archives.pipeline")
@@ -60,6 +67,12 @@ class Stopped(Exception):
     """The pipeline is shutting down; the batch in hand stays pending and is recovered next start."""
 
 
+# A gone consumer's entries are claimed only after this long without delivery, so an exporter that
+# restarts under the same name and re-reads its own pending entries keeps them.
+_CLAIM_GUARD_MS = 2000
+_SINK_NAMES = {"redis": "Redis", "clickhouse": "the warm tier (ClickHouse)", "parquet": "the cold tier (Parquet)"}
+
+
 class ExportPipeline:
     def __init__(self, config: Config, client: redis.Redis, warm: WarmStore, cold: ParquetStore,
                  consumer: str, registry: SchemaRegistry | None = None) -> None:
@@ -79,33 +92,45 @@ class ExportPipeline:
         self.metrics = ExportMetrics(batch_size_target=p.batch_size)
         self.stopping = threading.Event()  # finish what is read, then stop
         self.aborting = threading.Event()  # stop now; unfinished batches stay pending
+        self._finished = threading.Event()
+        self._lock = threading.Lock()  # guards failure, left_pending and _in_hand
+        self._in_hand: set[str] = set()  # ids of batches queued or being written
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._parquet_writer = ThreadPoolExecutor(max_workers=p.worker_count, thread_name_prefix="parquet")
+        self.once = False
+        self.failure: str | None = None  # why ``once`` gave up
+        self.left_pending = 0  # entries in hand when the pipeline stopped: replayed on the next start
+        self._building = BatchBuilder(consumer)
+        self._last_read: tuple[int, int] = (0, 0)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def run(self, once: bool = False) -> ExportMetrics:
         """Export until stopped (or, with ``once``, until nothing is new or pending); blocks."""
         p = self.config.pipeline
+        self.once = once
         configure_allocator()
-        self._retrying("redis", self.reader.ensure_group)
+        heartbeat = threading.Thread(target=self._heartbeat, name="export-heartbeat", daemon=True)
+        heartbeat.start()
         workers = [threading.Thread(target=self._work_loop, name=f"export-worker-{i}", daemon=True)
                    for i in range(p.worker_count)]
         for worker in workers:
             worker.start()
         try:
             with _collector_tuned():
+                self._retrying("redis", self.reader.ensure_group)
                 self._recover()
                 self._read_loop(once)
         except Stopped:
-            pass
+            self.left_pending += len(self._building)
         finally:
             for _ in workers:
                 self._put(None, force=True)
             for worker in workers:
                 worker.join()
             self._parquet_writer.shutdown(wait=True)
-            self._publish()
+            self._finished.set()
+            heartbeat.join()
         return self.metrics
 
     def stop(self, abort: bool = False) -> None:
@@ -116,21 +141,14 @@ class ExportPipeline:
     # -- reading ---------------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Replay batches whose manifests survived a crash, then re-batch our own unmanifested pending."""
+        """Replay batches whose manifests survived a crash (ours and gone exporters'), then re-batch our
+        own unmanifested pending entries and take over those of gone exporters."""
         p = self.config.pipeline
-        replayed = 0
-        for manifest in self._retrying("redis", self.reader.manifests):
-            stale = time.time() - manifest.created > p.claim_idle
-            if manifest.consumer != self.consumer and not stale:
-                continue
-            batch = self._retrying("redis", lambda m=manifest: self.reader.rebuild(m))
-            self.metrics.add(recovered_batches=1, read=len(batch))
-            self._put(batch)
-            replayed += 1
-        if replayed:
-            self._queue.join()  # their entries must be acknowledged before pending is re-read
+        replayed = self._retrying("redis", self._replay_manifests)
+        if self.stopping.is_set():
+            return  # replays may have been left pending: re-batching their entries would duplicate them
         after = "0"
-        while not self.aborting.is_set():
+        while not self.stopping.is_set():
             entries = self._retrying("redis", lambda a=after: self.reader.read_own_pending(p.read_count, a))
             if not entries:
                 break
@@ -144,42 +162,74 @@ class ExportPipeline:
                 self._dispatch(Batch.of_ids(live, self.consumer), recovered=True)
         if replayed or after != "0":
             log.info("recovered %d manifested batches and pending entries up to %s", replayed, after)
+        self._retrying("redis", self._claim_gone)  # last: claimed entries become our own pending
+
+    def _gone(self) -> dict[str, float]:
+        """Other consumers whose work may be taken over, each with the idle time (s) it must have had.
+
+        An exporter that publishes a heartbeat is gone once it stopped or fell silent (its entries are
+        then claimed at once); a consumer that never published one (another tool) after ``claim_idle``.
+        """
+        snapshots = {s["consumer"]: s for s in read_published(self.client, self.config.pipeline.stream_key)}
+        consumers = set(self.reader.consumers_with_pending()) | {m.consumer for m in self.reader.manifests()}
+        gone = {}
+        for consumer in consumers - {self.consumer}:
+            snapshot = snapshots.get(consumer)
+            if snapshot is None:
+                gone[consumer] = self.config.pipeline.claim_idle
+            elif not is_alive(snapshot):
+                gone[consumer] = _CLAIM_GUARD_MS / 1000
+        return gone
+
+    def _replay_manifests(self, own: bool = True) -> int:
+        """Replay gone exporters' manifested batches, and with ``own`` ours (at start: ours in flight are
+        not replayed later); wait until they are acknowledged."""
+        gone = self._gone()
+        replayed = 0
+        for manifest in self.reader.manifests():
+            if manifest.consumer == self.consumer:
+                if not own:
+                    continue
+            elif manifest.consumer not in gone or time.time() - manifest.created < gone[manifest.consumer]:
+                continue
+            with self._lock:
+                if manifest.batch_id in self._in_hand:  # taken over earlier and still being written
+                    continue
+            batch = self.reader.rebuild(manifest)
+            self.metrics.add(recovered_batches=1, read=len(batch))
+            self._put(batch)
+            replayed += 1
+        if replayed:
+            self._queue.join()  # their entries must be acknowledged before pending entries are re-read
+        return replayed
+
+    def _claim_gone(self) -> None:
+        """Take over the pending entries of gone exporters (after their manifests were replayed and
+        acknowledged: when stopping, those may have been left pending, so nothing is taken)."""
+        if self.stopping.is_set():
+            return
+        for consumer, idle in self._gone().items():
+            while entries := self.reader.claim_from(consumer, max(_CLAIM_GUARD_MS, int(idle * 1000)),
+                                                    self.config.pipeline.read_count):
+                log.info("took over %d pending entries of exporter %s, which is gone", len(entries), consumer)
+                self.metrics.add(read=len(entries), claimed=len(entries))
+                self._dispatch(Batch.of_ids(entries, self.consumer), recovered=True)
 
     def _claim_stale(self) -> None:
-        """Take over work of exporters that died: their stale manifests, then their idle entries."""
-        p = self.config.pipeline
-        for manifest in self.reader.manifests():
-            if manifest.consumer != self.consumer and time.time() - manifest.created > p.claim_idle:
-                batch = self.reader.rebuild(manifest)
-                batch.consumer = self.consumer
-                self.metrics.add(recovered_batches=1, read=len(batch))
-                self._put(batch)
-        start = "0-0"
-        while True:
-            start, entries = self.reader.claim_stale(int(p.claim_idle * 1000), p.read_count, start)
-            if entries:
-                self.metrics.add(read=len(entries))
-                self._dispatch(Batch.of_ids(entries, self.consumer), recovered=True)
-            if start in ("0-0", "0"):
-                break
+        """Take over work of exporters that died: their manifests, then their pending entries."""
+        self._replay_manifests(own=False)
+        self._claim_gone()
 
     def _read_loop(self, once: bool) -> None:
         p = self.config.pipeline
-        pending = BatchBuilder(self.consumer)
-        last_publish = last_claim = time.monotonic()
-        failures = 0
+        pending = self._building
+        last_claim = time.monotonic()
         while not self.stopping.is_set():
             target = self.optimizer.size
             deadline = pending.started + p.flush_interval
             block = None if once else max(1, min(1000, int((deadline - time.monotonic()) * 1000) if pending else 1000))
-            try:
-                entries = self.reader.read_new(max(1, min(p.read_count, target - len(pending))), block)
-                failures = 0
-            except redis.RedisError as exc:
-                self.metrics.error("redis", exc)
-                self._sleep(backoff_delay(failures, p.retry_backoff, p.max_retry_backoff))
-                failures += 1
-                continue
+            count = max(1, min(p.read_count, target - len(pending)))
+            entries = self._retrying("redis", lambda c=count, b=block: self._read_new(c, b))
             if entries:
                 pending.add(entries)
                 self.metrics.add(read=len(entries))
@@ -187,11 +237,8 @@ class ExportPipeline:
             due = time.monotonic() >= pending.started + p.flush_interval
             if pending and (full or due or (once and not entries)):
                 self._dispatch(pending.take())
-            if time.monotonic() - last_publish >= 1.0:
-                self._publish()
-                last_publish = time.monotonic()
-            if not once and time.monotonic() - last_claim >= p.claim_idle / 2:
-                self._guard("redis", self._claim_stale)
+            if not once and time.monotonic() - last_claim >= min(p.claim_idle / 2, 10.0):
+                self._retrying("redis", self._claim_stale)
                 last_claim = time.monotonic()
             if once and not entries and not pending:
                 self._queue.join()
@@ -201,12 +248,46 @@ class ExportPipeline:
         if pending and not self.aborting.is_set():
             self._dispatch(pending.take())
 
+    def _read_new(self, count: int, block: int | None) -> list:
+        """New entries for this consumer. Entries at or below what it already read mean another exporter
+        re-created a lost group lower than that: they are in hand here or archived, so they are
+        acknowledged again and skipped rather than archived twice."""
+        entries = self.reader.read_new(count, block)
+        if entries and id_order(entries[0][0]) <= self._last_read:
+            seen = [e[0] for e in entries if id_order(e[0]) <= self._last_read]
+            log.warning("skipping %d entries delivered again after the consumer group was re-created", len(seen))
+            self.reader.client.xack(self.reader.stream_key, self.reader.group, *seen)
+            entries = entries[len(seen):]
+        if entries:
+            self._last_read = id_order(entries[-1][0])
+        return entries
+
+    def _regroup(self) -> None:
+        """The consumer group is gone: re-create it after what is archived or in hand (reader thread only:
+        only reads meet a lost group, since XACK of a missing group is a no-op)."""
+        if self._building:
+            self._dispatch(self._building.take())  # recorded, so the new group starts after it
+        position = self.reader.recreate_group()
+        stream, group = self.reader.stream_key, self.reader.group
+        if position is None:
+            log.warning("consumer group %s of %s was gone; another exporter re-created it", group, stream)
+            return
+        self.metrics.add(groups_recreated=1)
+        self.metrics.group_recreated_at = time.time()
+        message = (f"consumer group {group} of {stream} was gone (FLUSHDB, XGROUP DESTROY or a restart "
+                   f"without persistence); re-created it after entry {position}")
+        log.warning(message)
+        self.metrics.error("redis", message)
+
     def _dispatch(self, batch: Batch, recovered: bool = False) -> None:
         batch.recovered = recovered
         self._retrying("redis", lambda: self.reader.record_manifest(batch))
         self._put(batch)
 
     def _put(self, batch: Batch | None, force: bool = False) -> None:
+        if batch is not None:
+            with self._lock:
+                self._in_hand.add(batch.batch_id)
         while True:
             if self.aborting.is_set() and not force:
                 raise Stopped
@@ -224,11 +305,17 @@ class ExportPipeline:
             try:
                 if batch is None:
                     return
-                if not self.aborting.is_set():
-                    self._process(batch)
+                if self.aborting.is_set():
+                    raise Stopped
+                self._process(batch)
             except Stopped:
-                log.info("batch %s left pending for the next start", batch.batch_id if batch else "-")
+                with self._lock:
+                    self.left_pending += len(batch)
+                log.info("batch %s left pending for the next start", batch.batch_id)
             finally:
+                if batch is not None:
+                    with self._lock:
+                        self._in_hand.discard(batch.batch_id)
                 self._queue.task_done()
 
     def _process(self, batch: Batch) -> None:
@@ -244,21 +331,25 @@ class ExportPipeline:
                     for entry_id, body in zip(batch.entry_ids, batch.bodies, strict=True)]
         batch.bodies = []  # decoded: only the ids are needed from here on
         started = time.monotonic()
-        if records is not None and records.num_rows:
+        stored = records.num_rows if records is not None else 0
+        in_warm = 0
+        if stored:
             cold = self._parquet_writer.submit(
                 self._retrying, "parquet", lambda: self.cold.write_batch(records, batch_id)
             )
             try:
-                self._retrying("clickhouse", lambda: self.warm.insert(records, batch_id))
+                in_warm = self._retrying("clickhouse", lambda: self.warm.insert(records, batch_id))
             finally:
                 cold.result()
         latency = time.monotonic() - started
         self._retrying("redis", lambda: self.reader.complete(batch, dead))
-        target = self.optimizer.observe(latency) if records is not None and records.num_rows else self.optimizer.size
-        self.metrics.add(archived=records.num_rows if records is not None else 0, dead_lettered=len(dead), batches=1)
+        target = self.optimizer.observe(latency) if stored else self.optimizer.size
+        self.metrics.add(archived=stored, warm_archived=in_warm, warm_skipped=stored - in_warm,
+                         dead_lettered=len(dead), batches=1)
         self.metrics.batch_size_target = target
         self.metrics.last_batch_records = len(batch)
         self.metrics.last_batch_seconds = round(latency, 4)
+        self.metrics.last_batch_at = time.time()
         release_free_memory()
 
     def prepare(self, batch: Batch) -> tuple[pa.Table, list[tuple[list, str]]]:
@@ -282,7 +373,9 @@ class ExportPipeline:
     def _retrying(self, sink: str, operation: Callable):
         """Run ``operation`` until it succeeds, pacing retries by backoff and the sink's breaker.
 
-        Only shutdown ends the loop (raising Stopped): a sink outage never loses or acknowledges data.
+        A sink outage never loses or acknowledges data. The loop ends (raising Stopped) when the
+        pipeline stops, or with ``once`` after ``retry_attempts`` failures in a row (``failure`` says
+        why). A lost consumer group is re-created and the operation tried again.
         """
         breaker = self.breakers[sink]
         p = self.config.pipeline
@@ -296,28 +389,49 @@ class ExportPipeline:
             except Stopped:
                 raise
             except Exception as exc:
+                if sink == "redis" and is_lost_group(exc) and attempt < p.retry_attempts:
+                    self._regroup()
+                    attempt += 1
+                    continue
                 breaker.record_failure(exc)
                 self.metrics.error(sink, exc)
-                log.warning("%s failed (attempt %d): %s", sink, attempt + 1, exc)
+                log.warning("%s failed (attempt %d): %s", sink, attempt + 1, redact(str(exc)))
+                attempt += 1
+                if self.once and attempt >= p.retry_attempts:
+                    self._give_up(sink, exc, attempt)
                 if self.stopping.is_set():
                     raise Stopped from None  # shutting down: leave the batch pending, do not wait
-                self._sleep(backoff_delay(attempt, p.retry_backoff, p.max_retry_backoff))
-                attempt += 1
+                self._sleep(backoff_delay(attempt - 1, p.retry_backoff, p.max_retry_backoff))
                 continue
             breaker.record_success()
             return result
 
-    def _guard(self, sink: str, operation: Callable) -> None:
-        try:
-            operation()
-        except Exception as exc:
-            self.metrics.error(sink, exc)
+    def _give_up(self, sink: str, exc: Exception, attempts: int) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = redact(f"{_SINK_NAMES[sink]} failed {attempts} times in a row: {exc}")
+        self.stop()
+        raise Stopped from None
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep, but end at once (raising Stopped) when the pipeline is aborting."""
-        if self.aborting.wait(seconds):
+        """Sleep, but end at once (raising Stopped) when the pipeline stops: retrying a failing sink
+        while shutting down would only delay the exit, and what is in hand stays pending anyway."""
+        if self.stopping.wait(seconds):
             raise Stopped
 
-    def _publish(self) -> None:
-        self._guard("redis", lambda: publish(self.client, self.config.pipeline.stream_key, self.consumer,
-                                             self.metrics))
+    def _heartbeat(self) -> None:
+        """Publish the counters every HEARTBEAT seconds, and a last time, marked stopped, at the end.
+
+        From a thread of its own, so that an exporter stuck retrying a sink is still seen alive.
+        """
+        key = self.config.pipeline.stream_key
+        while not self._finished.wait(HEARTBEAT):
+            self._publish(key)
+        self.metrics.stopped_at = time.time()
+        self._publish(key)
+
+    def _publish(self, key: str) -> None:
+        try:
+            publish(self.client, key, self.consumer, self.metrics)
+        except redis.RedisError as exc:
+            log.debug("cannot publish the exporter's counters: %s", exc)

@@ -1,7 +1,10 @@
 """Consumer-group access to the completions stream: read, recover, acknowledge, dead-letter.
 
-Acknowledgement, dead-lettering and forgetting a batch's manifest happen in one MULTI/EXEC, so after
-any crash either all three happened or none did.
+Acknowledgement, dead-lettering, forgetting a batch's manifest and raising the archived mark happen in
+one MULTI/EXEC, so after any crash either all of them happened or none did. The mark (the highest entry
+id of any completed batch) outlives the consumer group: if the group is destroyed (FLUSHDB, XGROUP
+DESTROY, a restart without persistence) it is re-created after the mark, or after the highest batch
+still in hand, so nothing is skipped and nothing is read again into a new batch.
 """
 
 from __future__ import annotations
@@ -10,7 +13,20 @@ import time
 
 import redis
 
-from exporter.batch import Batch, Manifest
+from exporter.batch import Batch, Manifest, id_order
+
+# SET KEYS[1] ARGV[1] unless it already holds a higher stream id (batches complete out of order).
+_RAISE_MARK = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local cm, cs = string.match(current, '^(%d+)-(%d+)$')
+  local nm, ns = string.match(ARGV[1], '^(%d+)-(%d+)$')
+  local function less(a, b) return #a < #b or (#a == #b and a < b) end
+  if cm and (less(nm, cm) or (nm == cm and not less(cs, ns))) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 
 Entry = list  # [entry id, [field, value, ...]] as redis-py returns it with the reply callback bypassed
 
@@ -39,14 +55,38 @@ class StreamReader:
         self.consumer = consumer
         self.dlq_key = f"{stream_key}:dlq"
         self.manifests_key = f"{stream_key}:batches:{group}"
+        self.mark_key = f"{stream_key}:archived:{group}"
 
     def ensure_group(self) -> None:
         """Create the consumer group at the start of the stream (archive what is already there)."""
+        self._create_group("0")
+
+    def recreate_group(self) -> str | None:
+        """Re-create a lost group after everything archived or in hand; None if another exporter did.
+
+        Entries up to the archived mark are stored; entries of batches still in hand (their manifests)
+        are stored when those batches complete. Reading resumes after the higher of the two, or at the
+        start of whatever stream exists when both are gone too (FLUSHDB).
+        """
+        candidates = [m.last_id for m in self.manifests() if m.last_id]
+        mark = self.client.get(self.mark_key)
+        if mark:
+            candidates.append(mark.decode())
+        position = max(candidates, key=id_order) if candidates else "0"
+        return position if self._create_group(position) else None
+
+    def _create_group(self, position: str) -> bool:
         try:
-            self.client.xgroup_create(self.stream_key, self.group, id="0", mkstream=True)
+            self.client.xgroup_create(self.stream_key, self.group, id=position, mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
+
+    def archived_mark(self) -> str | None:
+        mark = self.client.get(self.mark_key)
+        return mark.decode() if mark else None
 
     def read_new(self, count: int, block_ms: int | None) -> list[Entry]:
         return self._read(">", count, block_ms)
@@ -81,18 +121,42 @@ class StreamReader:
         return sorted((Manifest.parse(k.decode(), v) for k, v in raw.items()), key=lambda m: m.first_id)
 
     def rebuild(self, manifest: Manifest) -> Batch:
-        """The batch a manifest describes, re-read from the stream (trimmed entries are gone)."""
+        """The batch a manifest describes, re-read from the stream (trimmed entries are gone).
+
+        Entries are read by id, not through the group, so a batch rebuilds the same whether or not its
+        entries are still pending (a re-created group has forgotten them); those still pending are
+        claimed so that this consumer acknowledges them.
+        """
         entries: list[Entry] = []
         for first, last, count in manifest.ranges or []:
             entries.extend(self.read_range(first, last, count))
         for start in range(0, len(manifest.ids or []), 1000):
             chunk = manifest.ids[start:start + 1000]  # type: ignore[index]
-            claimed = self.client.execute_command(
-                "XCLAIM", self.stream_key, self.group, self.consumer, 0, *chunk
-            ) or []
-            entries.extend(e for e in claimed if e and e[1] is not None)
+            pipe = self.client.pipeline(transaction=False)
+            for entry_id in chunk:
+                pipe.execute_command("XRANGE", self.stream_key, entry_id, entry_id)
+            entries.extend(found[0] for found in pipe.execute() if found)
+            self.client.execute_command("XCLAIM", self.stream_key, self.group, self.consumer, 0, *chunk, "JUSTID")
         return Batch.of_entries(entries, manifest.consumer, ranges=manifest.ranges, ids=manifest.ids,
                                 created=manifest.created, recovered=True)
+
+    def claim_from(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
+        """Take over up to ``count`` of ``consumer``'s pending entries (it is gone); trimmed ones are acked."""
+        pending = self.client.xpending_range(self.stream_key, self.group, "-", "+", count, consumername=consumer)
+        ids = [p["message_id"] for p in pending]
+        if not ids:
+            return []
+        claimed = self.client.execute_command("XCLAIM", self.stream_key, self.group, self.consumer, min_idle_ms,
+                                              *ids) or []
+        gone = [e[0] for e in claimed if e and e[1] is None]
+        if gone:
+            self.client.xack(self.stream_key, self.group, *gone)
+        return [e for e in claimed if e and e[1] is not None]
+
+    def consumers_with_pending(self) -> dict[str, int]:
+        """Pending entries per consumer of the group."""
+        found = self.client.xinfo_consumers(self.stream_key, self.group)
+        return {_name(c["name"]): int(c["pending"]) for c in found if int(c["pending"])}
 
     def complete(self, batch: Batch, dead_letters: list[tuple[Entry, str]]) -> None:
         """Dead-letter the refused entries, acknowledge the whole batch, forget its manifest: atomically."""
@@ -103,11 +167,22 @@ class StreamReader:
         for start in range(0, len(ids), 10_000):
             pipe.xack(self.stream_key, self.group, *ids[start:start + 10_000])
         pipe.hdel(self.manifests_key, batch.batch_id)
+        if batch.last_id:
+            pipe.eval(_RAISE_MARK, 1, self.mark_key, batch.last_id)
         pipe.execute()
 
     def has_own_pending(self) -> bool:
         """Whether entries delivered to this consumer still await acknowledgement."""
         return bool(self.client.xpending_range(self.stream_key, self.group, "-", "+", 1, consumername=self.consumer))
+
+
+def _name(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def is_lost_group(exc: BaseException) -> bool:
+    """Whether Redis says the consumer group (or the whole stream) no longer exists."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
 
 
 def _dead_letter_fields(entry_id, fields: list, reason: str, batch_id: str) -> dict:

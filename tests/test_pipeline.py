@@ -190,11 +190,11 @@ class FlakyWarm:
     def __init__(self, store: WarmStore) -> None:
         self.store, self.down, self.failures = store, True, 0
 
-    def insert(self, records, batch_id) -> None:
+    def insert(self, records, batch_id) -> int:
         if self.down:
             self.failures += 1
             raise ConnectionError("ClickHouse is unreachable")
-        self.store.insert(records, batch_id)
+        return self.store.insert(records, batch_id)
 
 
 def test_sink_outage_acknowledges_nothing_bounds_reading_and_resumes(config, redis_client, warm, cold):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exporter.errors import ArchivesError
 from exporter.storage.backend import ClickHouseBackend
 from exporter.storage.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
 from exporter.storage.partitions import DAY_US, split_by_time
 
 _WARM_TIME = pa.timestamp("ms", tz="UTC")
+# DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
+MIN_SERVER_VERSION = (21, 8)
 
 
 @dataclass
@@ -36,9 +40,27 @@ class WarmStore:
         self.ttl_days = max(1, int(ttl_seconds // 86400))
 
     def ensure_schema(self) -> None:
+        self._check_version()
         for statement in warm_schema(self.ttl_days):
             self.backend.execute(statement)
         self._give_views_a_dedup_window()
+
+    def _check_version(self) -> None:
+        """Refuse, in one sentence, a server too old for the schema (Debian's 18.16 fails at the first
+        index with a bare syntax error)."""
+        version = self.backend.query_arrow("SELECT version() AS v").column(0)[0].as_py()
+        found = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+        if found < MIN_SERVER_VERSION:
+            needed = ".".join(map(str, MIN_SERVER_VERSION))
+            raise ArchivesError(
+                f"{self.backend.description} runs ClickHouse {version}; the warm tier needs {needed} or newer "
+                "(DateTime64, Map, TTL and skip indexes)"
+            )
+
+    def window_start_day(self, today: date | None = None) -> int:
+        """The first UTC day (days since 1970) the table's TTL keeps: older rows would only be dropped."""
+        today = today or datetime.now(UTC).date()
+        return (today - date(1970, 1, 1)).days - self.ttl_days + 1
 
     def _give_views_a_dedup_window(self) -> None:
         """Upgrade views created before they deduplicated replays (CREATE IF NOT EXISTS keeps them).
@@ -53,7 +75,7 @@ class WarmStore:
             inner = inner_table(view, shown.column(0)[0].as_py())
             self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
 
-    def insert(self, records: pa.Table, batch_id: str) -> None:
+    def insert(self, records: pa.Table, batch_id: str) -> int:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
 
         One INSERT per partition (UTC day of enqueue_time), each with its own token, from one Arrow
@@ -62,10 +84,17 @@ class WarmStore:
         used for other rows and drop rows that were never stored, or store some twice. The views
         deduplicate too, so a replay neither counts a batch twice in them nor misses the blocks a
         crash kept from them.
+
+        Days older than the window are not sent (the TTL would drop them): returns the rows inserted.
         """
         if records.num_rows == 0:
-            return
+            return 0
+        first_day = self.window_start_day()
+        inserted = 0
         for day, rows in split_by_time(records, DAY_US):
+            if day < first_day:
+                continue
+            inserted += rows.num_rows
             data = rows.combine_chunks()
             for name in ("enqueue_time", "start_time", "end_time"):
                 index = data.schema.get_field_index(name)
@@ -76,6 +105,7 @@ class WarmStore:
                 settings={"insert_deduplication_token": f"{batch_id}_{day}", "max_threads": 1,
                           "deduplicate_blocks_in_dependent_materialized_views": 1},
             )
+        return inserted
 
     def stats(self) -> TierStats:
         parts = self.backend.query_arrow(
