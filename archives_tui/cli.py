@@ -22,8 +22,9 @@ from exporter.embedded import data_dir, stop_redis
 from exporter.errors import ArchivesError
 from exporter.pipeline import ExportPipeline
 from exporter.query import run_query
+from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
-from exporter.status import gather
+from exporter.status import collect
 
 
 class UsageError(ArchivesError):
@@ -68,14 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="run the exporter (headless)")
     export.add_argument("--once", action="store_true", help="drain new and pending entries, then exit")
-    export.add_argument("-v", "--verbose", action="store_true", help="log what the exporter does")
+    export.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log what the exporter does")
 
     query = commands.add_parser("query", help="run SQL (ClickHouse dialect) over the archive")
     query.add_argument("sql", help="the statement, e.g. \"SELECT count() FROM jobs_archive\"")
     query.add_argument("--format", choices=FORMATS, default="table")
     query.add_argument("--output", help="write to FILE instead of standard output")
 
-    status = commands.add_parser("status", help="stream, tiers and exporter health")
+    status = commands.add_parser("status", help="stream, tiers and exporter health (exit 2 if a part is down)")
     status.add_argument("--format", choices=("table", "json"), default="table")
 
     commands.add_parser("stop", help="stop the embedded Redis server")
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     try:
         config = load_config(args.config)
         return COMMANDS[args.command](config, args)
@@ -134,8 +138,19 @@ def cmd_export(config: Config, args) -> int:
     rate = metrics.archived / elapsed if elapsed else 0.0
     print(f"archived {metrics.archived} records in {metrics.batches} batches "
           f"({metrics.dead_lettered} to {config.pipeline.stream_key}:dlq) in {elapsed:.1f}s, {rate:,.0f} records/s")
+    if metrics.warm_skipped:
+        print(f"{metrics.warm_skipped} of them are older than the warm window (retention.clickhouse_ttl): "
+              "they are in the cold tier only")
+    if pipeline.failure:
+        print(f"archives: export --once gave up: {pipeline.failure}; {pipeline.left_pending} entries stay "
+              "pending and are archived by the next run", file=sys.stderr)
+        return 1
+    if pipeline.left_pending:
+        print(f"archives: stopped with {pipeline.left_pending} entries pending (archived by the next start); "
+              f"last error: {metrics.last_error or 'none'}", file=sys.stderr)
+        return 1
     if metrics.last_error:
-        print(f"last error: {metrics.last_error}", file=sys.stderr)
+        print(f"last error (recovered): {metrics.last_error}", file=sys.stderr)
     return 0
 
 
@@ -161,23 +176,12 @@ def cmd_query(config: Config, args) -> int:
 
 
 def cmd_status(config: Config, args) -> int:
-    client = runtime.connect_redis(config)
-    cold = runtime.open_cold(config)
-    warm, warm_error = None, None
-    try:
-        warm = runtime.open_warm(config)
-    except ArchivesError as exc:
-        warm_error = str(exc)
-    try:
-        info = gather(config, client, warm, cold, warm_error)
-    finally:
-        if warm is not None:
-            warm.backend.close()
+    info = collect(config)
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(status_text(info))
-    return 0
+    return 2 if info["down"] else 0
 
 
 def _size(n: int | None) -> str:
@@ -190,30 +194,70 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _when(timestamp: float | None, now: float | None = None) -> str:
+    """``2026-11-28 10:00:00 UTC (5m ago)``."""
+    if not timestamp:
+        return "never"
+    ago = max(0, int((now or time.time()) - timestamp))
+    span = f"{ago}s" if ago < 120 else f"{ago // 60}m" if ago < 7200 else f"{ago // 3600}h" if ago < 172800 \
+        else f"{ago // 86400}d"
+    return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC ({span} ago)"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 \
+        else f"{seconds / 3600:.1f}h"
+
+
 def _tier_line(name: str, tier: dict) -> str:
-    where = tier.get("backend") or tier.get("url") or ""
-    if not tier.get("available"):
-        return f"{name:<6} {where}\n       unavailable: {tier.get('reason')}"
+    where = tier.get("where") or ""
+    if tier["state"] != "up":
+        return f"{name:<6} {where}\n       {tier['state'].upper()}: {tier.get('reason')}"
     span = f"{tier['oldest']} .. {tier['newest']}" if tier.get("oldest") else "empty"
     extra = f", {tier['detail']}" if tier.get("detail") else ""
     return f"{name:<6} {where}\n       {tier['records']:,} records, {_size(tier['bytes'])}{extra}; {span}"
 
 
+def _stream_line(s: dict) -> str:
+    if s["state"] != "up":
+        return f"stream {s['stream_key']}\n       DOWN: {s.get('reason')}"
+    if s.get("consumer_group") is None:
+        backlog = f"no consumer group yet, {s['unarchived']:,} entries not archived"
+    else:
+        undelivered = f"{s['undelivered']:,}{'+' if s.get('undelivered_capped') else ''}"
+        oldest = "" if s.get("oldest_pending_seconds") is None else \
+            f" (oldest {_duration(s['oldest_pending_seconds'])})"
+        backlog = f"{s['pending']:,} pending{oldest}, {undelivered} undelivered"
+    return (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
+            f"lag {_duration(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
+
+
+def _exporter_line(e: dict) -> str:
+    state = "running" if e.get("alive") else "stopped" if e.get("stopped_at") else "silent"
+    line = (f"exporter {e['consumer']} ({state}, last seen {_when(e.get('updated_at'))}): archived "
+            f"{e.get('archived') or 0:,} (warm {e.get('warm_archived') or 0:,}")
+    if e.get("warm_skipped"):
+        line += f"; {e['warm_skipped']:,} older than the warm window, cold only"
+    line += f"), dead-lettered {e.get('dead_lettered') or 0:,}"
+    if e.get("claimed"):
+        line += f", took over {e['claimed']:,} entries of gone exporters"
+    if e.get("groups_recreated"):
+        line += (f"; re-created the lost consumer group {e['groups_recreated']} time(s), last "
+                 f"{_when(e.get('group_recreated_at'))}")
+    return line
+
+
 def status_text(info: dict) -> str:
-    s = info["stream"]
-    lag = f"{s['lag']:,} entries, " if s.get("lag") is not None else ""
-    lines = [
-        f"stream {s['stream_key']}: {s['length']:,} entries, {s.get('pending', 0):,} pending, "
-        f"lag {lag}{s.get('lag_seconds') or 0:.0f}s; DLQ {s['dlq_length']:,}",
-        _tier_line("warm", info["warm"]),
-        _tier_line("cold", info["cold"]),
-    ]
-    for e in info["exporters"]:
-        seen = datetime.fromtimestamp(e["updated_at"], UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if e.get(
-            "updated_at") else "never"
-        lines.append(f"exporter {e['consumer']}: archived {e.get('archived', 0):,}, dead-lettered "
-                     f"{e.get('dead_lettered', 0):,}, last seen {seen}")
-    lines.append(f"last error: {info['last_error'] or 'none'}")
+    lines = [_stream_line(info["stream"]), _tier_line("warm", info["warm"]), _tier_line("cold", info["cold"])]
+    lines += [_exporter_line(e) for e in info["exporters"]]
+    if info["last_error"]:
+        lines.append(f"last error {_when(info.get('last_error_at'))}: {info['last_error']}")
+    else:
+        lines.append("last error: none")
+    if info["down"]:
+        lines.append(f"down: {', '.join(info['down'])}")
     return "\n".join(lines)
 
 

@@ -144,6 +144,8 @@ class ExportPipeline:
         """Replay batches whose manifests survived a crash (ours and gone exporters'), then re-batch our
         own unmanifested pending entries and take over those of gone exporters."""
         p = self.config.pipeline
+        if self.stopping.is_set():
+            return  # e.g. once gave up: what is pending stays for the next run
         replayed = self._retrying("redis", self._replay_manifests)
         if self.stopping.is_set():
             return  # replays may have been left pending: re-batching their entries would duplicate them

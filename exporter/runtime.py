@@ -14,7 +14,8 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import data_dir, ensure_redis
-from exporter.errors import ArchivesError
+from exporter.errors import ArchivesError, BackendUnavailable
+from exporter.redact import redact
 from exporter.storage.backend import ClickHouseBackend, open_backend
 from exporter.storage.cold import ParquetStore
 from exporter.storage.warm import WarmStore
@@ -42,23 +43,48 @@ def connect_redis(config: Config) -> redis.Redis:
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
-        raise ArchivesError(f"cannot reach Redis at {url}: {exc}") from None
+        raise ArchivesError(redact(f"cannot reach Redis at {url}: {exc}")) from None
     return client
 
 
-def open_cold(config: Config) -> ParquetStore:
-    return ParquetStore.open(config.cold, cold_url(config), config.retention.compression_codec)
+def open_cold(config: Config, probe: bool = False) -> ParquetStore:
+    """The cold store; with ``probe``, also check it answers (one listing) so an outage is one sentence."""
+    url = cold_url(config)
+    try:
+        store = ParquetStore.open(config.cold, url, config.retention.compression_codec)
+        if probe:
+            store.probe()
+    except ArchivesError:
+        raise
+    except Exception as exc:  # any filesystem or S3 client failure: name the tier, not the stack
+        raise ArchivesError(f"cannot reach the cold tier at {redact(url)}: {describe(exc)}") from None
+    return store
 
 
 def open_warm(config: Config) -> WarmStore:
-    backend: ClickHouseBackend = open_backend(clickhouse_url(config), config.clickhouse.password)
+    """The warm store with its schema in place; an unreachable or unusable one is one sentence."""
+    url = redact(clickhouse_url(config))
+    try:
+        backend: ClickHouseBackend = open_backend(clickhouse_url(config), config.clickhouse.password)
+    except OSError as exc:
+        raise ArchivesError(f"cannot open the warm tier at {url}: {describe(exc)}") from None
     store = WarmStore(backend, config.retention.clickhouse_ttl)
     try:
         store.ensure_schema()
+    except BackendUnavailable as exc:
+        backend.close()
+        raise ArchivesError(f"cannot reach the warm tier: {exc}") from None
     except Exception:
         backend.close()
         raise
     return store
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception from any part: its message, or its type when it has none, redacted."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(text.split())[:300]
+    return redact(text) if text else type(exc).__name__
 
 
 def warm_dir(config: Config) -> Path | None:
@@ -79,8 +105,12 @@ class Archive:
     @classmethod
     def open(cls, config: Config) -> Archive:
         client = connect_redis(config)
-        cold = open_cold(config)
-        warm = open_warm(config)
+        try:
+            cold = open_cold(config, probe=True)
+            warm = open_warm(config)
+        except BaseException:
+            client.close()
+            raise
         return cls(config, client, warm, cold)
 
     def close(self) -> None:

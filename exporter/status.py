@@ -1,4 +1,9 @@
-"""What `archives status` reports: the stream, each tier, and the exporters' last words."""
+"""What `archives status` reports: the stream, each tier, and the exporters' last words.
+
+Every part is asked on its own, so one that is down is reported as down (state ``down`` and a
+one-sentence ``reason``) while the others are still reported in full. An embedded warm store owned by
+a running exporter is ``busy``, which is normal, not an outage.
+"""
 
 from __future__ import annotations
 
@@ -8,75 +13,148 @@ from datetime import datetime
 
 import redis
 
+from exporter import runtime
 from exporter.config import Config
 from exporter.errors import ArchivesError, StoreBusyError
 from exporter.metrics import read_published
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import TierStats, WarmStore
+from exporter.redact import redact
+from exporter.storage.warm import TierStats
+
+EXPORTER_FIELDS = ("consumer", "alive", "archived", "warm_archived", "warm_skipped", "dead_lettered", "batches",
+                   "claimed", "groups_recreated", "group_recreated_at", "read", "updated_at", "last_batch_at",
+                   "last_error", "last_error_at", "batch_size_target", "stopped_at")
+
+
+# Counts undelivered entries where Redis (before 7) does not: server-side, so no entry crosses the wire,
+# and capped, so a large backlog never blocks Redis for long (the reply is then the cap).
+_COUNT_AFTER = """
+local n, start = 0, ARGV[1]
+while n < tonumber(ARGV[2]) do
+  local found = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
+  if #found == 0 then break end
+  n = n + #found
+  start = '(' .. found[#found][1]
+end
+return n
+"""
+UNDELIVERED_CAP = 100_000
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _age(entry_id: str, now: float) -> float:
+    return round(max(0.0, now - int(entry_id.split("-")[0]) / 1000), 1)
 
 
 def stream_status(client: redis.Redis, config: Config) -> dict:
+    """Length, DLQ, and what is not archived yet: pending (delivered, unacknowledged) and undelivered.
+
+    ``lag_seconds`` is the age of the oldest entry not yet archived, pending or undelivered.
+    """
     p = config.pipeline
     key, group = p.stream_key, p.consumer_group
-    info: dict = {"stream_key": key, "length": client.xlen(key), "dlq_length": client.xlen(f"{key}:dlq")}
-    groups = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
-              for g in (client.xinfo_groups(key) if client.exists(key) else [])}
+    now = time.time()
+    info: dict = {"state": "up", "stream_key": key, "length": client.xlen(key),
+                  "dlq_length": client.xlen(f"{key}:dlq")}
+    mark = client.get(f"{key}:archived:{group}")
+    info["archived_through"] = _text(mark) if mark else None
+    groups = {_text(g["name"]): g for g in (client.xinfo_groups(key) if client.exists(key) else [])}
     found = groups.get(group)
     if found is None:
-        info.update(consumer_group=None, pending=0, lag=info["length"], lag_seconds=None)
+        info.update(consumer_group=None, pending=0, undelivered=info["length"], unarchived=info["length"],
+                    oldest_pending_seconds=None, lag_seconds=None)
+        first = client.xrange(key, count=1)
+        info["lag_seconds"] = _age(_text(first[0][0]), now) if first else 0.0
         return info
-    last = found["last-delivered-id"]
-    last = last.decode() if isinstance(last, bytes) else last
+    last = _text(found["last-delivered-id"])
     following = client.xrange(key, min=f"({last}", count=1) if last != "0-0" else client.xrange(key, count=1)
-    lag_seconds = None
-    if following:
-        first_id = following[0][0].decode() if isinstance(following[0][0], bytes) else following[0][0]
-        lag_seconds = max(0.0, time.time() - int(first_id.split("-")[0]) / 1000)
+    undelivered_age = _age(_text(following[0][0]), now) if following else None
+    summary = client.xpending(key, group)
+    pending = int(summary["pending"])
+    oldest_pending = _age(_text(summary["min"]), now) if pending and summary.get("min") else None
+    undelivered = found.get("lag")  # Redis 7+
+    if undelivered is None:
+        start = f"({last}" if last != "0-0" else "-"
+        undelivered = int(client.eval(_COUNT_AFTER, 1, key, start, UNDELIVERED_CAP)) if following else 0
+    ages = [a for a in (oldest_pending, undelivered_age) if a is not None]
     info.update(
         consumer_group=group,
-        pending=int(found["pending"]),
-        lag=found.get("lag"),  # Redis 7+; older servers do not count undelivered entries
-        lag_seconds=round(lag_seconds, 1) if lag_seconds is not None else 0.0,
         last_delivered_id=last,
+        pending=pending,
+        oldest_pending_seconds=oldest_pending,
+        undelivered=undelivered,
+        unarchived=pending + undelivered,
+        undelivered_capped=undelivered >= UNDELIVERED_CAP,
+        lag_seconds=max(ages) if ages else 0.0,
     )
     return info
 
 
-def tier_status(open_tier) -> dict:
+def tier_status(read_stats) -> dict:
+    """One tier's figures, or why they cannot be had (busy: owned by an exporter; down: unreachable)."""
     try:
-        stats: TierStats = open_tier()
+        stats: TierStats = read_stats()
     except StoreBusyError as exc:
-        return {"available": False, "reason": str(exc)}
-    except ArchivesError as exc:
-        return {"available": False, "reason": str(exc)}
+        return {"state": "busy", "available": False, "reason": str(exc)}
+    except Exception as exc:  # any failure of the part: report it, keep reporting the others
+        return {"state": "down", "available": False, "reason": runtime.describe(exc)}
     data = asdict(stats)
     for key in ("oldest", "newest"):
         value = data[key]
         data[key] = value.isoformat() if isinstance(value, datetime) else value
-    data["available"] = True
+    data.update(state="up", available=True)
     return data
 
 
-def gather(config: Config, client: redis.Redis, warm: WarmStore | None, cold: ParquetStore,
-           warm_error: str | None = None) -> dict:
-    """Everything status shows, as plain data (the JSON output is this dict)."""
-    exporters = read_published(client, config.pipeline.stream_key)
-    if warm is not None:
-        warm_info = tier_status(warm.stats)
-        warm_info["backend"] = warm.backend.description
+def _down(exc: Exception) -> dict:
+    state = "busy" if isinstance(exc, StoreBusyError) else "down"
+    return {"state": state, "available": False, "reason": str(exc) if isinstance(exc, ArchivesError)
+            else runtime.describe(exc)}
+
+
+def collect(config: Config) -> dict:
+    """Everything status shows, as plain data (the JSON output is this dict); never raises for an outage."""
+    report: dict = {}
+    try:
+        client = runtime.connect_redis(config)
+    except ArchivesError as exc:
+        client = None
+        report["stream"] = {"stream_key": config.pipeline.stream_key, **_down(exc)}
+    exporters: list[dict] = []
+    if client is not None:
+        try:
+            report["stream"] = stream_status(client, config)
+            exporters = read_published(client, config.pipeline.stream_key)
+        except redis.RedisError as exc:
+            report["stream"] = {"stream_key": config.pipeline.stream_key, **_down(exc)}
+        finally:
+            client.close()
+
+    warm_where = redact(runtime.clickhouse_url(config))
+    try:
+        warm = runtime.open_warm(config)
+    except Exception as exc:
+        report["warm"] = {"where": warm_where, **_down(exc)}
     else:
-        warm_info = {"available": False, "reason": warm_error or "not opened"}
-    cold_info = tier_status(cold.stats)
-    cold_info["url"] = cold.url
-    last_error = next((e.get("last_error") for e in exporters if e.get("last_error")), None)
-    return {
-        "stream": stream_status(client, config),
-        "warm": warm_info,
-        "cold": cold_info,
-        "exporters": [
-            {k: e.get(k) for k in ("consumer", "archived", "dead_lettered", "batches", "read", "updated_at",
-                                   "last_error", "last_error_at", "batch_size_target")}
-            for e in exporters
-        ],
-        "last_error": last_error,
-    }
+        try:
+            report["warm"] = {"where": warm.backend.description, **tier_status(warm.stats)}
+        finally:
+            warm.backend.close()
+
+    cold_where = redact(runtime.cold_url(config))
+    try:
+        cold = runtime.open_cold(config)
+    except Exception as exc:
+        report["cold"] = {"where": cold_where, **_down(exc)}
+    else:
+        report["cold"] = {"where": cold_where, **tier_status(cold.stats)}
+
+    report["exporters"] = [{k: e.get(k) for k in EXPORTER_FIELDS} for e in exporters]
+    latest = max((e for e in exporters if e.get("last_error")), key=lambda e: e.get("last_error_at") or 0,
+                 default=None)
+    report["last_error"] = latest["last_error"] if latest else None
+    report["last_error_at"] = latest.get("last_error_at") if latest else None
+    report["down"] = [part for part in ("stream", "warm", "cold") if report[part]["state"] == "down"]
+    return report

@@ -23,9 +23,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from exporter.errors import BackendUnavailable, QueryError
+from exporter.errors import ArchivesError, BackendUnavailable, QueryError
 from exporter.storage.backend import open_backend
 from exporter.storage.native import NativeBackend, server_message
+from exporter.storage.warm import MIN_SERVER_VERSION, WarmStore
 
 CONFIG = """<yandex>
   <logger><level>warning</level><log>{dir}/log</log><errorlog>{dir}/err</errorlog></logger>
@@ -308,3 +309,13 @@ def test_conversions_for_types_newer_than_18_16() -> None:
     assert _arrow_type("DateTime64(6, 'Europe/Berlin')", "UTC")[0] == pa.timestamp("us", tz="Europe/Berlin")
     assert _arrow_type("Decimal(18, 4)", "UTC")[0] == pa.decimal128(18, 4)
     assert _arrow_type("Tuple(UInt8, String)", "UTC") == (pa.string(), str)
+
+
+def test_a_server_too_old_for_the_schema_is_named_with_the_version_needed(backend: NativeBackend) -> None:
+    version = backend.query_arrow("SELECT version() AS v").column("v")[0].as_py()
+    if tuple(int(p) for p in version.split(".")[:2]) >= MIN_SERVER_VERSION:
+        pytest.skip(f"server {version} is new enough for the schema")
+    with pytest.raises(ArchivesError) as refused:
+        WarmStore(backend, 365 * 86400).ensure_schema()
+    assert f"runs ClickHouse {version}; the warm tier needs 21.8 or newer" in str(refused.value)
+    assert backend.query_arrow("EXISTS TABLE jobs_archive").column(0).to_pylist() == [0]  # nothing half-made

@@ -111,6 +111,15 @@ class ParquetStore:
                 os.unlink(temporary)
             raise
 
+    def probe(self) -> None:
+        """Fail now, with the store's own error, when it cannot be written: a missing bucket, an
+        unreachable endpoint, a read-only directory. Writing would fail the same way, batch after batch."""
+        if self.local:
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied", self.root)
+            return
+        self.fs.ls(self.root.split("/", 1)[0], refresh=True)  # the bucket: FileNotFoundError if missing
+
     def files(self) -> list[dict]:
         """Every archived Parquet file with its size (temporary files are hidden)."""
         if not self.fs.exists(self.jobs_root):
