@@ -133,3 +133,11 @@ def test_cli_status_with_a_bad_server_url_does_not_echo_the_password(tmp_path: P
     out, err = capsys.readouterr()
     assert "invalid port" in out + err
     assert SECRET not in out + err
+
+
+def test_the_server_backend_names_a_bad_url_without_its_password():
+    from exporter.storage.native import NativeBackend
+
+    with pytest.raises(ConfigError) as refused:
+        NativeBackend.from_url(f"clickhouse://archiver:{SECRET}@ch:9000/archive?bogus=1")
+    assert SECRET not in str(refused.value) and "unknown option 'bogus'" in str(refused.value)

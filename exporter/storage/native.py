@@ -21,6 +21,7 @@ import pyarrow as pa
 from clickhouse_driver import Client, errors
 
 from exporter.errors import BackendUnavailable, ConfigError, QueryError
+from exporter.redact import redact
 
 # The driver logs each failed connect with a traceback; without this an unconfigured app prints it.
 logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
@@ -68,12 +69,13 @@ class NativeBackend:
         A password in the URL wins over ``password`` (which usually comes from the environment).
         """
         parsed = urlparse(url)
+        shown = redact(url)
         if parsed.scheme not in {"clickhouse", "clickhouses"} or not parsed.hostname:
-            raise ConfigError(f"clickhouse.url {url!r}: expected clickhouse://user@host:9000/db")
+            raise ConfigError(f"clickhouse.url {shown!r}: expected clickhouse://user@host:9000/db")
         query = dict(parse_qsl(parsed.query))
         unknown = sorted(set(query) - _URL_OPTIONS)
         if unknown:
-            raise ConfigError(f"clickhouse.url {url!r}: unknown option {unknown[0]!r}")
+            raise ConfigError(f"clickhouse.url {shown!r}: unknown option {unknown[0]!r}")
         secure = parsed.scheme == "clickhouses" or query.get("secure", "").lower() in _TRUE
         options: dict[str, Any] = {}
         if "verify" in query:
@@ -86,7 +88,7 @@ class NativeBackend:
                     options[key] = float(query[key])
             port = parsed.port or (9440 if secure else 9000)
         except ValueError:
-            raise ConfigError(f"clickhouse.url {url!r}: invalid port or timeout") from None
+            raise ConfigError(f"clickhouse.url {shown!r}: invalid port or timeout") from None
         return cls(
             host=parsed.hostname,
             port=port,
