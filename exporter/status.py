@@ -114,6 +114,20 @@ def _down(exc: Exception) -> dict:
             else runtime.describe(exc)}
 
 
+def _tier_report(url: str, open_store, close=None) -> dict:
+    """Open a tier and read its figures; any failure of either step is the tier's state and reason."""
+    where = redact(url)
+    try:
+        store = open_store()
+    except Exception as exc:
+        return {"where": where, **_down(exc)}
+    try:
+        return {"where": where, **tier_status(store.stats)}
+    finally:
+        if close is not None:
+            close(store)
+
+
 def collect(config: Config) -> dict:
     """Everything status shows, as plain data (the JSON output is this dict); never raises for an outage."""
     report: dict = {}
@@ -132,24 +146,9 @@ def collect(config: Config) -> dict:
         finally:
             client.close()
 
-    warm_where = redact(runtime.clickhouse_url(config))
-    try:
-        warm = runtime.open_warm(config)
-    except Exception as exc:
-        report["warm"] = {"where": warm_where, **_down(exc)}
-    else:
-        try:
-            report["warm"] = {"where": warm.backend.description, **tier_status(warm.stats)}
-        finally:
-            warm.backend.close()
-
-    cold_where = redact(runtime.cold_url(config))
-    try:
-        cold = runtime.open_cold(config)
-    except Exception as exc:
-        report["cold"] = {"where": cold_where, **_down(exc)}
-    else:
-        report["cold"] = {"where": cold_where, **tier_status(cold.stats)}
+    report["warm"] = _tier_report(runtime.clickhouse_url(config), lambda: runtime.open_warm(config),
+                                  close=lambda warm: warm.backend.close())
+    report["cold"] = _tier_report(runtime.cold_url(config), lambda: runtime.open_cold(config))
 
     report["exporters"] = [{k: e.get(k) for k in EXPORTER_FIELDS} for e in exporters]
     latest = max((e for e in exporters if e.get("last_error")), key=lambda e: e.get("last_error_at") or 0,

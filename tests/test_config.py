@@ -53,6 +53,10 @@ def test_yaml_values_are_parsed(tmp_path: Path):
 @pytest.mark.parametrize(("text", "message"), [
     ("pipeline:\n  batchsize: 5\n", r"a\.yaml: unknown key 'pipeline\.batchsize'"),
     ("pipeline:\n  batch_size: [1,\n", r"a\.yaml: not valid YAML at line"),
+    ("pipeline:\n  batch_size: 10\n  flush_interval: 5s\n  batch_size: 20\n",
+     r"a\.yaml: duplicate key 'batch_size' at line 4 \(first at line 2\)"),
+    ("pipeline:\n  batch_size: 10\nredis: {}\npipeline:\n  flush_interval: 5s\n",
+     r"a\.yaml: duplicate key 'pipeline' at line 4 \(first at line 1\)"),
 ])
 def test_file_errors_name_the_file_and_the_fault(tmp_path: Path, text: str, message: str):
     path = tmp_path / "a.yaml"
@@ -165,19 +169,6 @@ def test_zero_sizes_that_would_stop_the_export_are_refused(key):
 
 def test_zero_payload_max_size_is_allowed_it_means_no_samples():
     assert parse_config({"retention": {"payload_max_size": 0}}, "x.yaml", env={}).retention.payload_max_size == 0
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("pipeline:\n  batch_size: 10\n  flush_interval: 5s\n  batch_size: 20\n",
-     r"a\.yaml: duplicate key 'batch_size' at line 4 \(first at line 2\)"),
-    ("pipeline:\n  batch_size: 10\nredis: {}\npipeline:\n  flush_interval: 5s\n",
-     r"a\.yaml: duplicate key 'pipeline' at line 4 \(first at line 1\)"),
-])
-def test_duplicate_keys_are_errors_naming_the_key_and_line(tmp_path: Path, text: str, message: str):
-    path = tmp_path / "a.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        load_config(str(path), env={})
 
 
 def test_merge_keys_may_still_be_overridden(tmp_path: Path):
