@@ -392,9 +392,14 @@ class ExportPipeline:
                 raise
             except Exception as exc:
                 if sink == "redis" and is_lost_group(exc) and attempt < p.retry_attempts:
-                    self._regroup()
-                    attempt += 1
-                    continue
+                    try:
+                        self._regroup()
+                        attempt += 1
+                        continue
+                    except Stopped:
+                        raise
+                    except Exception as failed:  # Redis failed while re-creating: a failure like any other
+                        exc = failed
                 breaker.record_failure(exc)
                 self.metrics.error(sink, exc)
                 log.warning("%s failed (attempt %d): %s", sink, attempt + 1, redact(str(exc)))
