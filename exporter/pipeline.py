@@ -118,7 +118,9 @@ class ExportPipeline:
             worker.start()
         try:
             with _collector_tuned():
-                self._retrying("redis", self.reader.ensure_group)
+                recreated = self._retrying("redis", self.reader.ensure_group)
+                if recreated:
+                    self._lost_group(recreated)
                 self._recover()
                 self._read_loop(once)
         except Stopped:
@@ -270,14 +272,18 @@ class ExportPipeline:
         if self._building:
             self._dispatch(self._building.take())  # recorded, so the new group starts after it
         position = self.reader.recreate_group()
-        stream, group = self.reader.stream_key, self.reader.group
         if position is None:
-            log.warning("consumer group %s of %s was gone; another exporter re-created it", group, stream)
-            return
+            log.warning("consumer group %s of %s was gone; another exporter re-created it", self.reader.group,
+                        self.reader.stream_key)
+        else:
+            self._lost_group(position)
+
+    def _lost_group(self, position: str) -> None:
         self.metrics.add(groups_recreated=1)
         self.metrics.group_recreated_at = time.time()
-        message = (f"consumer group {group} of {stream} was gone (FLUSHDB, XGROUP DESTROY or a restart "
-                   f"without persistence); re-created it after entry {position}")
+        message = (f"consumer group {self.reader.group} of {self.reader.stream_key} was gone (FLUSHDB, XGROUP "
+                   "DESTROY or a restart without persistence); re-created it "
+                   + ("at the start of the stream" if position == "0" else f"after entry {position}"))
         log.warning(message)
         self.metrics.error("redis", message)
 

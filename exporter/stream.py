@@ -57,9 +57,24 @@ class StreamReader:
         self.manifests_key = f"{stream_key}:batches:{group}"
         self.mark_key = f"{stream_key}:archived:{group}"
 
-    def ensure_group(self) -> None:
-        """Create the consumer group at the start of the stream (archive what is already there)."""
-        self._create_group("0")
+    def ensure_group(self) -> str | None:
+        """Make sure the consumer group exists; returns the position if it had to be re-created.
+
+        A new group starts at the beginning of the stream (archive what is already there); a lost one
+        (there is an archived mark or a manifest) after what was archived or is in hand, so that an
+        exporter started after the loss neither skips nor re-reads anything.
+        A group made by a version without the archived mark gets one: its last delivered id, since
+        every entry up to it is acknowledged, in a manifest, or pending (whose fate is the group's).
+        """
+        position = self._resume_position()
+        if self._create_group(position):
+            return position if position != "0" else None
+        if not self.client.exists(self.mark_key):
+            for group in self.client.xinfo_groups(self.stream_key):
+                name, last = (_name(group[k]) for k in ("name", "last-delivered-id"))
+                if name == self.group and last != "0-0":
+                    self.client.set(self.mark_key, last, nx=True)
+        return None
 
     def recreate_group(self) -> str | None:
         """Re-create a lost group after everything archived or in hand; None if another exporter did.
@@ -68,12 +83,15 @@ class StreamReader:
         are stored when those batches complete. Reading resumes after the higher of the two, or at the
         start of whatever stream exists when both are gone too (FLUSHDB).
         """
+        position = self._resume_position()
+        return position if self._create_group(position) else None
+
+    def _resume_position(self) -> str:
         candidates = [m.last_id for m in self.manifests() if m.last_id]
         mark = self.client.get(self.mark_key)
         if mark:
             candidates.append(mark.decode())
-        position = max(candidates, key=id_order) if candidates else "0"
-        return position if self._create_group(position) else None
+        return max(candidates, key=id_order) if candidates else "0"
 
     def _create_group(self, position: str) -> bool:
         try:
