@@ -20,6 +20,7 @@ from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
 from exporter.errors import ArchivesError
+from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.query import run_query
 from exporter.redact import RedactingFilter
@@ -131,7 +132,8 @@ def cmd_export(config: Config, args) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     started = time.perf_counter()
     try:
-        metrics = pipeline.run(once=args.once)
+        with tuned_for_export():
+            metrics = pipeline.run(once=args.once)
     finally:
         archive.close()
     elapsed = time.perf_counter() - started

@@ -47,6 +47,7 @@ import redis
 from exporter.batch import Batch, read_range
 from exporter.config import Config
 from exporter.embedded import PrivateRedis
+from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.record import CURRENT_SCHEMA_VERSION, OUTCOMES, RECORD_SCHEMA
 from exporter.seed import seed_stream
@@ -299,7 +300,7 @@ def end_to_end(client: redis.Redis, config: Config, warm_dir: Path, cold_dir: Pa
     try:
         cold = open_cold(cold_dir, config)
         pipeline = ExportPipeline(config, client, warm, cold, CONSUMER)
-        with Meter(client) as meter:
+        with Meter(client) as meter, tuned_for_export():  # as `archives export` runs it
             metrics = pipeline.run(once=True)
         warm_rows = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
         cold_stats = cold.stats()

@@ -4,7 +4,8 @@ One reader thread forms batches and records each batch's manifest before handing
 workers decode and write batches concurrently. The hand-off queue holds one batch: enough for a worker
 that finishes to start the next at once, and no more, since every queued batch is memory. When sinks
 fail the workers stop taking batches, the queue fills and reading pauses, so at most ``worker_count``
-+ 2 batches are in hand. A batch is acknowledged only after both sinks hold it.
++ 2 batches are in hand. A batch is acknowledged only after both sinks hold it. The pipeline changes no
+process-wide setting: a process that only exports runs it inside ``memory.tuned_for_export()``.
 
 Failures: a sink or Redis that fails is retried with backoff, forever when running as a service, and
 at most ``retry_attempts`` times in a row with ``once`` (then the export gives up, sets ``failure``
@@ -15,8 +16,6 @@ archiving stopped (see ``StreamReader.recreate_group``).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import queue
 import threading
@@ -32,7 +31,7 @@ import redis
 from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of, id_order
 from exporter.config import Config
 from exporter.decode import decode_bodies
-from exporter.memory import configure_allocator, release_free_memory
+from exporter.memory import release_free_memory
 from exporter.metrics import HEARTBEAT, ExportMetrics, is_alive, publish, read_published
 from exporter.redact import redact
 from exporter.resilience import CircuitBreaker, backoff_delay
@@ -43,24 +42,6 @@ from exporter.stream import StreamReader, is_lost_group
 from exporter.transforms import PayloadSampler, PIIRedactor
 
 log = logging.getLogger("archives.pipeline")
-
-
-@contextlib.contextmanager
-def _collector_tuned(young_threshold: int = 20_000):
-    """Run the hot loop with fewer, smaller garbage collections.
-
-    Each XREADGROUP reply is thousands of short-lived lists; at Python's default threshold (700) they
-    trigger collections that rescan every long-lived object, which cost the reader a third of its
-    time. Freezing what exists at start (modules, config) takes it out of those scans.
-    """
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(previous[0], young_threshold), *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()
 
 
 class Stopped(Exception):
@@ -109,7 +90,6 @@ class ExportPipeline:
         """Export until stopped (or, with ``once``, until nothing is new or pending); blocks."""
         p = self.config.pipeline
         self.once = once
-        configure_allocator()
         heartbeat = threading.Thread(target=self._heartbeat, name="export-heartbeat", daemon=True)
         heartbeat.start()
         workers = [threading.Thread(target=self._work_loop, name=f"export-worker-{i}", daemon=True)
@@ -117,12 +97,11 @@ class ExportPipeline:
         for worker in workers:
             worker.start()
         try:
-            with _collector_tuned():
-                recreated = self._retrying("redis", self.reader.ensure_group)
-                if recreated:
-                    self._lost_group(recreated)
-                self._recover()
-                self._read_loop(once)
+            recreated = self._retrying("redis", self.reader.ensure_group)
+            if recreated:
+                self._lost_group(recreated)
+            self._recover()
+            self._read_loop(once)
         except Stopped:
             self.left_pending += len(self._building)
         finally:

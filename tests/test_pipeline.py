@@ -7,11 +7,13 @@ import threading
 import time
 
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from exporter.batch import Batch, read_range
 from exporter.config import Config
+from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.seed import seed_stream
 from exporter.storage import ddl
@@ -263,10 +265,27 @@ def test_batches_close_at_max_batch_bytes_whatever_the_record_count(config, redi
     assert warm_counts(warm) == (2000, 2000) and cold_counts(cold) == (2000, 2000)
 
 
-def test_run_leaves_the_garbage_collector_as_it_found_it(config, redis_client, warm, cold):
-    seed_stream(redis_client, STREAM, 100, seed=6)
+def test_run_changes_no_process_wide_setting(config, redis_client, warm, cold):
+    """A library user (the dashboard) keeps its collector and Arrow's memory pool while exporting."""
+    seed_stream(redis_client, STREAM, 3000, seed=6)
+    before = gc.get_threshold(), pa.default_memory_pool().backend_name
+    seen = []
+
+    class Watching(FlakyWarm):
+        def insert(self, records, batch_id) -> int:
+            seen.append((gc.get_threshold(), gc.get_freeze_count(), pa.default_memory_pool().backend_name))
+            return super().insert(records, batch_id)
+
+    watching = Watching(warm)
+    watching.down = False
+    make_pipeline(config, redis_client, watching, cold).run(once=True)
+    assert seen and all(s == (before[0], 0, before[1]) for s in seen)
+
+
+def test_the_headless_exporter_tunes_the_collector_and_restores_it():
     before = gc.get_threshold()
-    make_pipeline(config, redis_client, warm, cold).run(once=True)
+    with tuned_for_export():
+        assert gc.get_threshold()[0] >= 20_000 and gc.get_freeze_count() > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
