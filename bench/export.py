@@ -47,14 +47,14 @@ import redis
 from exporter.batch import Batch, read_range
 from exporter.config import Config
 from exporter.embedded import PrivateRedis
+from exporter.engine.registry import open_backend
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.record import CURRENT_SCHEMA_VERSION, OUTCOMES, RECORD_SCHEMA
 from exporter.seed import seed_stream
-from exporter.storage.backend import open_backend
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
 from exporter.stream import StreamReader, entries_of
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 from exporter.transforms import PII_PATTERNS
 from exporter.units import parse_size
 

@@ -36,9 +36,9 @@ from exporter.metrics import HEARTBEAT, ExportMetrics, is_alive, publish, read_p
 from exporter.redact import redact
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
 from exporter.stream import StreamReader, is_lost_group
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 from exporter.transforms import PayloadSampler, PIIRedactor
 
 log = logging.getLogger("archives.pipeline")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import QueryError
-from exporter.storage.backend import ClickHouseBackend
 
 
 def run_query(backend: ClickHouseBackend, sql: str) -> pa.Table:

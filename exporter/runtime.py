@@ -14,11 +14,12 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import data_dir, ensure_redis
+from exporter.engine.interface import ClickHouseBackend
+from exporter.engine.registry import open_backend
 from exporter.errors import ArchivesError, BackendUnavailable
 from exporter.redact import redact
-from exporter.storage.backend import ClickHouseBackend, open_backend
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 
 
 def redis_url(config: Config) -> str:

@@ -18,7 +18,7 @@ from exporter.config import Config
 from exporter.errors import ArchivesError, StoreBusyError
 from exporter.metrics import read_published
 from exporter.redact import redact
-from exporter.storage.warm import TierStats
+from exporter.tiers.warm import TierStats
 
 EXPORTER_FIELDS = ("consumer", "alive", "archived", "warm_archived", "warm_skipped", "dead_lettered", "batches",
                    "claimed", "groups_recreated", "group_recreated_at", "read", "updated_at", "last_batch_at",

@@ -11,9 +11,9 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import PrivateRedis
-from exporter.storage.backend import open_backend
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
+from exporter.engine.registry import open_backend
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow.dataset as ds
 
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 
 
 def warm_counts(warm: WarmStore) -> tuple[int, int]:

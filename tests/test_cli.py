@@ -88,7 +88,7 @@ def test_bad_arguments_exit_non_zero(config_file, capsys):
 
 
 def test_second_process_is_told_who_owns_the_embedded_store(config_file, redis_client, config):
-    from exporter.storage.backend import open_backend
+    from exporter.engine.registry import open_backend
 
     owner = open_backend(config.clickhouse.url)
     try:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporter.engine.registry import open_backend
 from exporter.seed import seed_stream
-from exporter.storage.backend import open_backend
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 from tests.helpers import cold_counts, warm_counts
 
 EVENTS = 200_000

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from exporter.config import ColdConfig
+from exporter.engine.chdb import ChdbBackend, lock_path
 from exporter.record import RECORD_SCHEMA
-from exporter.storage.chdb_backend import ChdbBackend, lock_path
-from exporter.storage.cold import ParquetStore
+from exporter.tiers.cold import ParquetStore
 
 SHARED = stat.S_IRWXG | stat.S_IRWXO
 
@@ -181,7 +181,7 @@ import os, resource, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_file_modes import records
 from exporter.config import ColdConfig
-from exporter.storage.cold import ParquetStore
+from exporter.tiers.cold import ParquetStore
 store = ParquetStore.open(ColdConfig(), "file://{root}")
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:

@@ -23,10 +23,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from exporter.engine.registry import open_backend
+from exporter.engine.server import NativeBackend, server_message
 from exporter.errors import ArchivesError, BackendUnavailable, QueryError
-from exporter.storage.backend import open_backend
-from exporter.storage.native import NativeBackend, server_message
-from exporter.storage.warm import MIN_SERVER_VERSION, WarmStore
+from exporter.tiers.warm import MIN_SERVER_VERSION, WarmStore
 
 CONFIG = """<yandex>
   <logger><level>warning</level><log>{dir}/log</log><errorlog>{dir}/err</errorlog></logger>
@@ -294,7 +294,7 @@ def test_server_message_cleanup() -> None:
 
 def test_conversions_for_types_newer_than_18_16() -> None:
     """Map and DateTime64 do not exist on the CI server, so check the converters directly."""
-    from exporter.storage.native import _arrow_type, _to_driver
+    from exporter.engine.server import _arrow_type, _to_driver
 
     tags = pa.chunked_array([pa.array([[("a", "b")], None, []], pa.map_(pa.string(), pa.string()))])
     assert _to_driver(tags) == [{"a": "b"}, None, {}]

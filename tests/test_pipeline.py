@@ -16,9 +16,9 @@ from exporter.config import Config
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.seed import seed_stream
-from exporter.storage import ddl
-from exporter.storage.cold import ParquetStore
-from exporter.storage.warm import WarmStore
+from exporter.tiers import ddl
+from exporter.tiers.cold import ParquetStore
+from exporter.tiers.warm import WarmStore
 from tests.helpers import cold_counts, cold_table, warm_counts
 
 STREAM = "completed_jobs"

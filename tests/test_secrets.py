@@ -9,9 +9,9 @@ import pytest
 
 from archives_tui.cli import main
 from exporter.config import load_config, parse_config
+from exporter.engine.registry import open_backend
 from exporter.errors import ConfigError
 from exporter.redact import RedactingFilter, redact
-from exporter.storage.backend import open_backend
 
 SECRET = "S3cretPw"
 
@@ -136,7 +136,7 @@ def test_cli_status_with_a_bad_server_url_does_not_echo_the_password(tmp_path: P
 
 
 def test_the_server_backend_names_a_bad_url_without_its_password():
-    from exporter.storage.native import NativeBackend
+    from exporter.engine.server import NativeBackend
 
     with pytest.raises(ConfigError) as refused:
         NativeBackend.from_url(f"clickhouse://archiver:{SECRET}@ch:9000/archive?bogus=1")

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from exporter.config import ColdConfig
 from exporter.embedded import private_dir, tighten_tree
 from exporter.record import CURRENT_SCHEMA_VERSION
-from exporter.storage.partitions import HOUR_US, split_by_time
-from exporter.storage.warm import TierStats
+from exporter.tiers.partitions import HOUR_US, split_by_time
+from exporter.tiers.warm import TierStats
 
 # Dictionary-encode only the few-valued columns: for ids and hashes the dictionary is built and then
 # abandoned, which costs a third of the encode time and makes files larger.

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import ArchivesError
-from exporter.storage.backend import ClickHouseBackend
-from exporter.storage.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
-from exporter.storage.partitions import DAY_US, split_by_time
+from exporter.tiers.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
+from exporter.tiers.partitions import DAY_US, split_by_time
 
 _WARM_TIME = pa.timestamp("ms", tz="UTC")
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.

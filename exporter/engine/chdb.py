@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from exporter.embedded import private_dir, tighten, tighten_tree
+from exporter.engine.sql import settings_clause
 from exporter.errors import QueryError, StoreBusyError
-from exporter.storage.backend import settings_clause
 
 
 class ChdbBackend:
