@@ -159,11 +159,8 @@ def cmd_export(config: Config, args) -> int:
 def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
-    warm = runtime.open_warm(config)
-    try:
+    with runtime.open_warm(config) as warm:
         result = run_query(warm.backend, args.sql)
-    finally:
-        warm.backend.close()
     if args.output:
         try:
             with open(args.output, "wb") as out:

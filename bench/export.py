@@ -306,7 +306,7 @@ def end_to_end(client: redis.Redis, config: Config, warm_dir: Path, cold_dir: Pa
         cold_stats = cold.stats()
         cold_files = len(cold.files())
     finally:
-        warm.backend.close()
+        warm.close()
     p = config.pipeline
     pending = int(client.xpending(p.stream_key, p.consumer_group)["pending"])
     dlq = int(client.xlen(f"{p.stream_key}:dlq")) if client.exists(f"{p.stream_key}:dlq") else 0
@@ -414,7 +414,7 @@ def naive(client: redis.Redis, group: str, batch_size: int, warm_dir: Path, cold
                 flush()
         count = int(warm.backend.query_arrow("SELECT count() AS n FROM jobs_archive").column("n")[0].as_py())
     finally:
-        warm.backend.close()
+        warm.close()
     return Result.of("5 naive per-record (json+dicts)", total, meter, f"{files} inserts+files"), count
 
 
@@ -571,7 +571,7 @@ def run(args: argparse.Namespace) -> None:
             cold_alone = report.add(sink_alone("3b Parquet write_batch alone", cold.write_batch, prepared))
             del prepared
         finally:
-            warm.backend.close()
+            warm.close()
         gc.collect()
 
         outcome = end_to_end(client, e2e_config, root / "e2e-warm", root / "e2e-cold", "4 end to end run(once=True)")

@@ -73,10 +73,10 @@ def open_warm(config: Config) -> WarmStore:
     try:
         store.ensure_schema()
     except BackendUnavailable as exc:
-        backend.close()
+        store.close()
         raise ArchivesError(f"cannot reach the warm tier: {exc}") from None
     except Exception:
-        backend.close()
+        store.close()
         raise
     return store
 
@@ -115,5 +115,6 @@ class Archive:
         return cls(config, client, warm, cold)
 
     def close(self) -> None:
-        self.warm.backend.close()
+        self.warm.close()
+        self.cold.close()
         self.redis.close()

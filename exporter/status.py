@@ -147,7 +147,7 @@ def collect(config: Config) -> dict:
             client.close()
 
     report["warm"] = _tier_report(runtime.clickhouse_url(config), lambda: runtime.open_warm(config),
-                                  close=lambda warm: warm.backend.close())
+                                  close=lambda warm: warm.close())
     report["cold"] = _tier_report(runtime.cold_url(config), lambda: runtime.open_cold(config))
 
     report["exporters"] = [{k: e.get(k) for k in EXPORTER_FIELDS} for e in exporters]

@@ -80,7 +80,7 @@ def warm(config: Config) -> Iterator[WarmStore]:
     store = WarmStore(open_backend(config.clickhouse.url), config.retention.clickhouse_ttl)
     store.ensure_schema()
     yield store
-    store.backend.close()
+    store.close()
 
 
 @pytest.fixture

@@ -64,13 +64,10 @@ def test_sigkill_at_several_points_then_restart_stores_each_event_once(redis_url
     assert drain.returncode == 0, drain.stderr
     assert kills == 3
 
-    warm = WarmStore(open_backend(f"chdb://{tmp_path / 'warm'}"), 365 * 86400)
-    try:
+    with WarmStore(open_backend(f"chdb://{tmp_path / 'warm'}"), 365 * 86400) as warm:
         assert warm_counts(warm) == (EVENTS, EVENTS)
         hourly = warm.backend.query_arrow("SELECT sum(job_count) AS n FROM queue_hourly_stats").to_pylist()
         assert hourly[0]["n"] == EVENTS  # replayed batches were not counted twice in the view
-    finally:
-        warm.backend.close()
     cold = ParquetStore.open(None, f"file://{tmp_path / 'cold'}")  # type: ignore[arg-type]
     assert cold_counts(cold) == (EVENTS, EVENTS)
     assert redis_client.xpending("completed_jobs", "archive-exporter")["pending"] == 0

@@ -13,6 +13,7 @@ import pytest
 
 from exporter.batch import Batch, read_range
 from exporter.config import Config
+from exporter.engine.registry import open_backend
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.seed import seed_stream
@@ -355,3 +356,12 @@ def test_s3_outage_holds_acks_until_it_is_back(config, redis_client, warm, s3_bu
     assert pipeline.metrics.archived == 1000
     assert warm_counts(warm) == (1000, 1000)
     assert redis_client.xpending(STREAM, "archive-exporter")["pending"] == 0
+
+
+def test_stores_close_as_context_managers_and_free_the_embedded_directory(config):
+    with WarmStore(open_backend(config.clickhouse.url), config.retention.clickhouse_ttl) as first:
+        first.ensure_schema()
+    with WarmStore(open_backend(config.clickhouse.url), config.retention.clickhouse_ttl) as again:  # not busy
+        assert again.backend.query_arrow("EXISTS TABLE jobs_archive").column(0).to_pylist() == [1]
+    with ParquetStore.open(config.cold, config.cold.url) as cold:
+        assert cold.files() == []

@@ -111,6 +111,15 @@ class ParquetStore:
                 os.unlink(temporary)
             raise
 
+    def close(self) -> None:
+        """Nothing to release today (fsspec shares its clients); here so both tiers close alike."""
+
+    def __enter__(self) -> ParquetStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def probe(self) -> None:
         """Fail now, with the store's own error, when it cannot be written: a missing bucket, an
         unreachable endpoint, a read-only directory. Writing would fail the same way, batch after batch."""

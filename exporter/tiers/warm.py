@@ -39,6 +39,16 @@ class WarmStore:
         self.backend = backend
         self.ttl_days = max(1, int(ttl_seconds // 86400))
 
+    def close(self) -> None:
+        """Release the backend (for chdb: the data directory, which one process owns at a time)."""
+        self.backend.close()
+
+    def __enter__(self) -> WarmStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def ensure_schema(self) -> None:
         self._check_version()
         for statement in warm_schema(self.ttl_days):
