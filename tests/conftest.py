@@ -15,6 +15,8 @@ from exporter.engine.registry import open_backend
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
 
+pytest_plugins = ["tests.clickhouse_server"]  # the ClickHouse server fixtures: server, url
+
 
 def free_port() -> int:
     with socket.socket() as sock:

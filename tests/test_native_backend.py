@@ -1,24 +1,11 @@
-"""NativeBackend against a real ClickHouse server.
-
-Uses ARCHIVES_TEST_CLICKHOUSE_URL when set; otherwise starts the local clickhouse-server (Debian's
-18.16 in CI) on free loopback ports with its data in a temporary directory, so parallel runs and the
-shared CI instance never collide.
-"""
+"""NativeBackend against a real ClickHouse server (see tests/clickhouse_server.py): what is particular to
+the server; what every backend does is in test_backend_contract.py."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -27,115 +14,7 @@ from exporter.engine.registry import open_backend
 from exporter.engine.server import NativeBackend, server_message
 from exporter.errors import ArchivesError, BackendUnavailable, QueryError
 from exporter.tiers.warm import MIN_SERVER_VERSION, WarmStore
-
-CONFIG = """<yandex>
-  <logger><level>warning</level><log>{dir}/log</log><errorlog>{dir}/err</errorlog></logger>
-  <tcp_port>{port}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
-  <path>{dir}/data/</path>
-  <tmp_path>{dir}/tmp/</tmp_path>
-  <user_files_path>{dir}/user_files/</user_files_path>
-  <format_schema_path>{dir}/format_schemas/</format_schema_path>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>Europe/Berlin</timezone>
-  <mark_cache_size>536870912</mark_cache_size>
-</yandex>
-"""
-USERS = """<yandex>
-  <profiles><default></default></profiles>
-  <users>
-    <default>
-      <password></password>
-      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-      <profile>default</profile>
-      <quota>default</quota>
-    </default>
-  </users>
-  <quotas><default></default></quotas>
-</yandex>
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM the server if pytest itself is killed, so no orphan holds the ports."""
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class LocalServer:
-    """A clickhouse-server subprocess this test module owns (and may kill and restart)."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary, self.dir, self.port = binary, directory, _free_port()
-        (directory / "config.xml").write_text(CONFIG.format(dir=directory, port=self.port))
-        (directory / "users.xml").write_text(USERS)
-        self.url = f"clickhouse://default@127.0.0.1:{self.port}/default"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, f"--config-file={self.dir / 'config.xml'}"],
-            stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr", "ab"),  # noqa: SIM115
-            preexec_fn=_die_with_parent,
-        )
-        probe = NativeBackend.from_url(self.url + "?connect_timeout=1")
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    probe.query_arrow("SELECT 1")
-                    return
-                except BackendUnavailable:
-                    if self.process.poll() is not None or time.monotonic() > deadline:
-                        self.stop()
-                        log = (self.dir / "err").read_text() if (self.dir / "err").exists() else ""
-                        pytest.fail(f"clickhouse-server did not answer on {self.port}: {log[-2000:]}")
-                    time.sleep(0.2)
-        finally:
-            probe.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer | str]:
-    """The server under test: a URL string (external) or a LocalServer we started."""
-    external = os.environ.get("ARCHIVES_TEST_CLICKHOUSE_URL")
-    if external:
-        yield external
-        return
-    binary = next((b for b in ("/usr/sbin/clickhouse-server", shutil.which("clickhouse-server")) if b
-                   and os.access(b, os.X_OK)), None)
-    if binary is None:
-        pytest.skip("no ClickHouse server: install clickhouse-server or set ARCHIVES_TEST_CLICKHOUSE_URL")
-    local = LocalServer(binary, tmp_path_factory.mktemp("clickhouse"))
-    local.start()
-    yield local
-    local.stop()
-
-
-@pytest.fixture(scope="module")
-def url(server: LocalServer | str) -> str:
-    return server if isinstance(server, str) else server.url
+from tests.clickhouse_server import LocalServer, _free_port
 
 
 @pytest.fixture
@@ -259,27 +138,33 @@ def test_open_backend_returns_native(url: str) -> None:
         backend.close()
 
 
+def _connection(backend: NativeBackend):
+    """The driver connection a call would use (the Client connects lazily, so nothing is dialled)."""
+    with backend._pool.lease() as client:
+        return client.connection
+
+
 def test_url_parsing_without_server() -> None:
     plain = NativeBackend.from_url("clickhouse://default@127.0.0.1:19000/default")
     assert plain.description == "ClickHouse server 127.0.0.1:19000/default"
     assert isinstance(open_backend("clickhouse://default@127.0.0.1:19000/default"), NativeBackend)
 
     parsed = NativeBackend.from_url("clickhouse://archiver:s%40cret@db.example:9001/warm")
-    connection = parsed._client.connection
+    connection = _connection(parsed)
     assert (connection.user, connection.password, connection.hosts[0]) == (
         "archiver", "s@cret", ("db.example", 9001))
     assert connection.database == "warm" and not connection.secure_socket
 
     defaults = NativeBackend.from_url("clickhouse://db.example", password="from-env")
-    connection = defaults._client.connection
+    connection = _connection(defaults)
     assert (connection.user, connection.password, connection.hosts[0], connection.database) == (
         "default", "from-env", ("db.example", 9000), "default")
 
     tls = NativeBackend.from_url("clickhouses://u@db.example/x")
-    assert tls._client.connection.secure_socket and tls._client.connection.hosts[0] == ("db.example", 9440)
+    assert _connection(tls).secure_socket and _connection(tls).hosts[0] == ("db.example", 9440)
     assert tls.description.endswith("(TLS)")
     flagged = NativeBackend.from_url("clickhouse://db.example?secure=true&verify=false&ca_certs=/ca.pem")
-    connection = flagged._client.connection
+    connection = _connection(flagged)
     assert connection.secure_socket and connection.hosts[0][1] == 9440 and connection.verify_cert is False
     assert connection.ssl_options.get("ca_certs") == "/ca.pem"
 

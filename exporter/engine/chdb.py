@@ -14,18 +14,24 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-import threading
 from pathlib import Path
 
 import pyarrow as pa
 
 from exporter.embedded import private_dir, tighten, tighten_tree
-from exporter.engine.sql import settings_clause
+from exporter.engine.catalog import read_catalog
+from exporter.engine.interface import Catalog, Limits
+from exporter.engine.pool import Pool
+from exporter.engine.sql import settings_clause, sql_string
 from exporter.errors import QueryError, StoreBusyError
 
 
 class ChdbBackend:
-    """chdb session over a data directory, serialised by a lock (one query at a time)."""
+    """chdb over a data directory; each call runs on a connection of its own (see ``Pool``).
+
+    Limits and the cancel tag are session settings of the lent connection (SET, then back to DEFAULT),
+    so the user's SQL text is never edited: appending a SETTINGS clause would break one that has its own.
+    """
 
     def __init__(self, path: str) -> None:
         import chdb
@@ -35,10 +41,13 @@ class ChdbBackend:
         private_dir(self.path)
         self._lock_file = _acquire_owner_lock(self.path)
         tighten_tree(self.path)
-        self._mutex = threading.Lock()
+        self._pool: Pool = Pool(lambda: chdb.connect(str(self.path)), lambda conn: conn.close(),
+                                f"the warm store at {self.path}")
         try:
-            self._conn = chdb.connect(str(self.path))
+            with self._pool.lease():
+                pass  # the first connection opens the store: fail here, not on first use
         except Exception as exc:
+            self._pool.close()
             self._lock_file.close()
             raise StoreBusyError(f"cannot open the warm store at {self.path}: {exc}") from None
 
@@ -55,23 +64,45 @@ class ChdbBackend:
             "CSV",
         )
 
-    def query_arrow(self, sql: str, settings: dict[str, object] | None = None) -> pa.Table:
-        return self._run(sql + settings_clause(settings), "ArrowTable")
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
+                    query_id: str | None = None) -> pa.Table:
+        session = dict(limits.settings()) if limits else {}
+        if query_id:
+            session["log_comment"] = _tag(query_id)
+        result = self._run(sql + settings_clause(settings), "ArrowTable", session)
+        if limits and limits.max_result_rows is not None and result.num_rows > limits.max_result_rows:
+            result = result.slice(0, limits.max_result_rows)  # 'break' stops at a block boundary
+        return result
 
-    def _run(self, sql: str, fmt: str):
-        with self._mutex:
+    def cancel(self, query_id: str) -> bool:
+        killed = self._run(f"KILL QUERY WHERE Settings['log_comment'] = {sql_string(_tag(query_id))} SYNC",
+                           "ArrowTable")
+        return killed.num_rows > 0
+
+    def catalog(self) -> Catalog:
+        return read_catalog(self)
+
+    def _run(self, sql: str, fmt: str, session: dict[str, object] | None = None):
+        with self._pool.lease() as conn:
             try:
-                return self._conn.query(sql, fmt)
+                if session:
+                    conn.query("SET " + settings_clause(session).removeprefix(" SETTINGS "), "CSV")
+                try:
+                    return conn.query(sql, fmt)
+                finally:
+                    if session:
+                        conn.query("SET " + ", ".join(f"{key} = DEFAULT" for key in session), "CSV")
             except RuntimeError as exc:  # chdb raises ChdbError, a RuntimeError
                 raise QueryError(_first_line(str(exc))) from None
 
     def close(self) -> None:
-        with self._mutex:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-                tighten_tree(self.path)  # what chdb wrote during this session, before the lock is let go
+        self._pool.close()
+        tighten_tree(self.path)  # what chdb wrote during this session, before the lock is let go
         self._lock_file.close()
+
+
+def _tag(query_id: str) -> str:
+    return f"archives:{query_id}"
 
 
 def _first_line(message: str) -> str:

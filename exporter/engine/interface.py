@@ -2,17 +2,73 @@
 
 Two implementations speak the same SQL: chdb (the engine in-process, our embedded default) and a
 ClickHouse server over the native protocol (clickhouse-driver). Nothing else knows which one is in use.
+
+Calls may come from several threads at once (the exporter's inserts while a user query runs): each
+backend gives each call a connection of its own, so a long query never holds up an insert.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pyarrow as pa
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds the engine itself enforces on one query (None: the engine's default, usually none).
+
+    ``max_result_rows`` stops reading once that many rows are produced and returns at most that many;
+    ask for one more than you show to learn whether the result was cut.
+    """
+
+    max_execution_time: float | None = None  # seconds
+    max_rows_to_read: int | None = None
+    max_result_rows: int | None = None
+
+    def settings(self) -> dict[str, object]:
+        settings: dict[str, object] = {}
+        if self.max_execution_time is not None:
+            settings["max_execution_time"] = max(1, round(self.max_execution_time))
+        if self.max_rows_to_read is not None:
+            settings["max_rows_to_read"] = self.max_rows_to_read
+        if self.max_result_rows is not None:
+            settings.update(max_result_rows=self.max_result_rows, result_overflow_mode="break")
+        return settings
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    engine: str
+    columns: tuple[Column, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What completion and a schema browser need: the database's tables, the engine's functions and
+    keywords (an engine too old to list its keywords gives none)."""
+
+    tables: tuple[Table, ...]
+    functions: frozenset[str] = field(default_factory=frozenset)
+    aggregate_functions: frozenset[str] = field(default_factory=frozenset)
+    keywords: frozenset[str] = field(default_factory=frozenset)
+
+    def table(self, name: str) -> Table | None:
+        return next((t for t in self.tables if t.name == name), None)
+
+
 class ClickHouseBackend(Protocol):
-    """Execute statements, insert Arrow tables, and read query results as Arrow."""
+    """Execute statements, insert Arrow tables, read query results as Arrow, cancel, describe."""
 
     description: str
 
@@ -22,8 +78,15 @@ class ClickHouseBackend(Protocol):
     def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, object] | None = None) -> None:
         """Insert ``data`` into ``table``, matching columns by name."""
 
-    def query_arrow(self, sql: str, settings: dict[str, object] | None = None) -> pa.Table:
-        """Run a query and return its result as an Arrow table."""
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
+                    query_id: str | None = None) -> pa.Table:
+        """Run a query and return its result as an Arrow table; ``query_id`` lets ``cancel`` find it."""
+
+    def cancel(self, query_id: str) -> bool:
+        """Stop the engine working on a running query (it raises QueryError); False if none was running."""
+
+    def catalog(self) -> Catalog:
+        """Tables of the current database with their columns, and the engine's functions and keywords."""
 
     def close(self) -> None:
-        """Release the connection (and, for chdb, the data directory)."""
+        """Release the connections (and, for chdb, the data directory)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -20,6 +19,10 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 from clickhouse_driver import Client, errors
 
+from exporter.engine.catalog import read_catalog
+from exporter.engine.interface import Catalog, Limits
+from exporter.engine.pool import Pool
+from exporter.engine.sql import sql_string
 from exporter.errors import BackendUnavailable, ConfigError, QueryError
 from exporter.redact import redact
 
@@ -49,17 +52,18 @@ Converter = Callable[[Any], Any] | None
 
 
 class NativeBackend:
-    """One clickhouse-driver Client behind a lock: the Client is not thread-safe."""
+    """clickhouse-driver Clients, one per concurrent call (a Client is not thread-safe; see ``Pool``)."""
 
     def __init__(self, host: str, port: int, database: str = "default", user: str = "default",
                  password: str = "", secure: bool = False, **options: Any) -> None:
         self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.description = f"ClickHouse server {self.where}/{database}" + (" (TLS)" if secure else "")
-        self._lock = threading.Lock()
-        # Connects lazily on first use, and again after disconnect().
-        self._client: Client | None = Client(
-            host=host, port=port, database=database, user=user, password=password, secure=secure,
-            client_name="archives", **options,
+        # A Client connects lazily on first use, and again after disconnect().
+        self._pool: Pool[Client] = Pool(
+            lambda: Client(host=host, port=port, database=database, user=user, password=password, secure=secure,
+                           client_name="archives", **options),
+            lambda client: client.disconnect(),
+            f"the connection to ClickHouse server {self.where}",
         )
 
     @classmethod
@@ -110,9 +114,13 @@ class NativeBackend:
         statement = f"INSERT INTO {table} ({columns}) VALUES"
         self._run(lambda client: client.execute(statement, values, columnar=True, settings=settings))
 
-    def query_arrow(self, sql: str, settings: dict[str, object] | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
+                    query_id: str | None = None) -> pa.Table:
+        sent = {**(limits.settings() if limits else {}), **(settings or {})}
+
         def query(client: Client) -> tuple[list[Any], list[tuple[str, str]], str]:
-            data, column_types = client.execute(sql, with_column_types=True, columnar=True, settings=settings)
+            data, column_types = client.execute(sql, with_column_types=True, columnar=True, settings=sent or None,
+                                                query_id=query_id or "")
             # The zone naive DateTime values are in, read under the same lock as the query.
             return data, column_types, client.connection.server_info.get_timezone() or "UTC"
 
@@ -125,24 +133,29 @@ class NativeBackend:
                 values = [None if value is None else convert(value) for value in values]
             arrays.append(pa.array(values, type=arrow_type))
             names.append(name)
-        return pa.Table.from_arrays(arrays, names=names)
+        result = pa.Table.from_arrays(arrays, names=names)
+        if limits and limits.max_result_rows is not None and result.num_rows > limits.max_result_rows:
+            result = result.slice(0, limits.max_result_rows)  # 'break' stops at a block boundary
+        return result
+
+    def cancel(self, query_id: str) -> bool:
+        killed = self.query_arrow(f"KILL QUERY WHERE query_id = {sql_string(query_id)} SYNC")
+        return killed.num_rows > 0
+
+    def catalog(self) -> Catalog:
+        return read_catalog(self)
 
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.disconnect()
-                self._client = None
+        self._pool.close()
 
     def _run(self, call: Callable[[Client], Any]) -> Any:
-        with self._lock:
-            if self._client is None:
-                raise BackendUnavailable(f"the connection to ClickHouse server {self.where} is closed")
+        with self._pool.lease() as client:
             try:
-                return call(self._client)
+                return call(client)
             except errors.ServerException as exc:
                 raise QueryError(server_message(exc.message, exc.code)) from None
             except _TRANSIENT as exc:
-                self._client.disconnect()
+                client.disconnect()
                 reason = _reason(exc)
                 raise BackendUnavailable(f"ClickHouse server {self.where} is unavailable: {reason}") from None
             except errors.Error as exc:  # raised by the driver itself, e.g. an unknown Enum value
