@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 
 import orjson
 
-from archives_tui.output import FORMATS, render
+from archives_tui.render import FORMATS, render
 from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
 from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
-from exporter.query import run_query
+from exporter.query.run import run_query
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
 from exporter.status import collect
