@@ -1,18 +1,21 @@
 """The archive record: field names of the producer contract and the Arrow schema both tiers share.
 
-A decoded batch is an Arrow table with ``RECORD_SCHEMA``: times in microseconds UTC (the Parquet
-tier keeps microseconds, the ClickHouse tier ``DateTime64(3)`` keeps milliseconds).
+A decoded batch is an Arrow table with ``RECORD_SCHEMA``: times in microseconds UTC while it is
+decoded and transformed; both tiers store them in milliseconds (``STORED_TIME``, the seed's
+``DateTime64(3)``), so a row reads the same whichever tier serves it.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 OUTCOMES = ("success", "failed", "timeout", "cancelled", "retry")
 CURRENT_SCHEMA_VERSION = "1.0.0"
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 TAGS = pa.map_(pa.string(), pa.string())
+STORED_TIME = pa.timestamp("ms", tz="UTC")
 
 RECORD_SCHEMA = pa.schema(
     [
@@ -79,3 +82,12 @@ GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # time.Time{} as Go marshals it: the time
 # worker_id and archived_at required; the ArchiveJob struct, so the wire form, is the same as version 1.
 GO_SCHEMA_VERSIONS = {0: CURRENT_SCHEMA_VERSION, 1: CURRENT_SCHEMA_VERSION, 2: CURRENT_SCHEMA_VERSION}
 GO_TAG_PREFIX = "go."
+
+
+def with_stored_times(records: pa.Table) -> pa.Table:
+    """``records`` with its times in the tiers' precision (sub-millisecond digits dropped)."""
+    for name in TIME_FIELDS:
+        index = records.schema.get_field_index(name)
+        records = records.set_column(index, records.schema.field(index).with_type(STORED_TIME),
+                                     pc.cast(records.column(name), STORED_TIME, safe=False))
+    return records

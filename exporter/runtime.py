@@ -18,6 +18,7 @@ from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
 from exporter.errors import ArchivesError, BackendUnavailable
 from exporter.redact import redact
+from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
 
@@ -72,6 +73,8 @@ def open_warm(config: Config) -> WarmStore:
     store = WarmStore(backend, config.retention.clickhouse_ttl)
     try:
         store.ensure_schema()
+        if serves_federation(config):
+            federation.install(backend, federation.cold_source(config.cold, cold_url(config)), store.ttl_days)
     except BackendUnavailable as exc:
         store.close()
         raise ArchivesError(f"cannot reach the warm tier: {exc}") from None
@@ -79,6 +82,12 @@ def open_warm(config: Config) -> WarmStore:
         store.close()
         raise
     return store
+
+
+def serves_federation(config: Config) -> bool:
+    """Whether the warm engine can read the cold tier itself: chdb reads local files and S3; a server
+    reads S3 (its file() is confined to its own user_files directory)."""
+    return clickhouse_url(config).startswith("chdb://") or cold_url(config).startswith("s3://")
 
 
 def describe(exc: BaseException) -> str:

@@ -51,7 +51,7 @@ def test_export_once_stores_every_event_exactly_once_in_both_tiers(config, redis
     assert hourly == 3000 and patterns[0]["n"] == failed[0]["n"] > 0
 
     table = cold_table(cold)
-    assert table.schema.field("enqueue_time").type.unit == "us"
+    assert table.schema.field("enqueue_time").type.unit == "ms"  # as the warm tier keeps them
     first = cold.files()[0]["name"]
     assert "/jobs/year=" in first and "/hour=" in first and first.endswith(".parquet")
 

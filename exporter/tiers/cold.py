@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from exporter.config import ColdConfig
 from exporter.embedded import private_dir, tighten_tree
-from exporter.record import CURRENT_SCHEMA_VERSION
+from exporter.record import CURRENT_SCHEMA_VERSION, with_stored_times
 from exporter.tiers.partitions import HOUR_US, split_by_time
 from exporter.tiers.warm import TierStats
 
@@ -87,6 +87,9 @@ class ParquetStore:
         )
 
     def _encode(self, records: pa.Table, batch_id: str) -> pa.Buffer:
+        """ZSTD Parquet with times in milliseconds, as the warm tier keeps them: a row reads the same in
+        either tier (files of earlier versions hold microseconds; the engine reads both)."""
+        records = with_stored_times(records)
         metadata = dict(records.schema.metadata or {})
         metadata.update({b"archives.schema_version": CURRENT_SCHEMA_VERSION.encode(),
                          b"archives.batch_id": batch_id.encode()})

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import ArchivesError
+from exporter.record import with_stored_times
 from exporter.tiers.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
 from exporter.tiers.partitions import DAY_US, split_by_time
 
-_WARM_TIME = pa.timestamp("ms", tz="UTC")
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
 MIN_SERVER_VERSION = (21, 8)
 
@@ -105,10 +104,7 @@ class WarmStore:
             if day < first_day:
                 continue
             inserted += rows.num_rows
-            data = rows.combine_chunks()
-            for name in ("enqueue_time", "start_time", "end_time"):
-                index = data.schema.get_field_index(name)
-                data = data.set_column(index, name, pc.cast(data.column(name), _WARM_TIME, safe=False))
+            data = with_stored_times(rows.combine_chunks())
             self.backend.insert_arrow(
                 self.table,
                 data,

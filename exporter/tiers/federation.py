@@ -1,0 +1,100 @@
+"""The federated tables: ``jobs_cold`` reads every Parquet file of the cold tier through the engine, and
+``jobs`` is the whole archive as one table: warm rows from the warm cutoff on, cold rows before it.
+
+The cutoff is the warm tier's real horizon, worked out by the engine on every query (a scalar
+subquery, so it follows retention without re-creating anything): the later of
+
+* the first day of the warm window (``retention.clickhouse_ttl``): older days in the warm table are
+  expired, and a TTL merge may have removed part of them already, and
+* the oldest day the warm table holds (a dropped partition, or a warm store newer than the cold one),
+
+at 00:00 UTC. With an empty warm table every row comes from the cold tier. The cold tier holds every
+record, so each row is counted once: a day is served by one tier only, whatever state retention is in.
+Both tables have exactly jobs_archive's column types (times in milliseconds, outcome as its Enum), so a
+row reads the same whichever tier serves it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import pyarrow as pa
+
+from exporter.config import ColdConfig
+from exporter.engine.interface import ClickHouseBackend
+from exporter.engine.sql import settings_clause, sql_string
+from exporter.record import RECORD_SCHEMA
+
+WARM, COLD, FEDERATED = "jobs_archive", "jobs_cold", "jobs"
+_HIVE = {"year": "UInt16", "month": "UInt8", "day": "UInt8", "hour": "UInt8"}
+
+
+def _clickhouse_type(kind: pa.DataType, nullable: bool) -> str:
+    if pa.types.is_timestamp(kind):
+        name = "DateTime64(6, 'UTC')"  # reads files in either unit: earlier versions wrote microseconds
+    elif pa.types.is_map(kind):
+        return "Map(String, String)"
+    else:
+        name = {pa.string(): "String", pa.int8(): "Int8", pa.uint16(): "UInt16", pa.uint32(): "UInt32"}[kind]
+    return f"Nullable({name})" if nullable else name
+
+
+def cold_structure() -> str:
+    """The Parquet files' columns as the engine reads them, plus the hive path's partition columns."""
+    columns = [f"{f.name} {_clickhouse_type(f.type, f.nullable)}" for f in RECORD_SCHEMA]
+    return ", ".join([*columns, *(f"{name} {kind}" for name, kind in _HIVE.items())])
+
+
+@dataclass(frozen=True)
+class ColdSource:
+    """The table function over every Parquet file of the cold tier, and the settings reading it needs."""
+
+    function: str
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def select(self, columns: str) -> str:
+        return f"SELECT {columns} FROM {self.function}{settings_clause(self.settings)}"
+
+
+# S3 reads retry 100 times by default: an unreachable endpoint would hang `status` and every query for
+# minutes. A few attempts still ride out a dropped connection.
+_S3_SETTINGS = {"s3_retry_attempts": 3, "s3_connect_timeout_ms": 3000}
+
+
+def cold_source(cold: ColdConfig, url: str) -> ColdSource:
+    """The cold tier at ``url`` as the engine reads it."""
+    structure = sql_string(cold_structure())
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return ColdSource(f"file({sql_string(parsed.path.rstrip('/') + '/jobs/**/*.parquet')}, 'Parquet', {structure})")
+    endpoint = (cold.endpoint_url or f"https://s3.{cold.region or 'us-east-1'}.amazonaws.com").rstrip("/")
+    location = sql_string(f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/jobs/**/*.parquet")
+    key = cold.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = cold.secret_access_key or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    credentials = f"{sql_string(key)}, {sql_string(secret)}, " if key and secret else "NOSIGN, "
+    return ColdSource(f"s3({location}, {credentials}'Parquet', {structure})", dict(_S3_SETTINGS))
+
+
+def cutoff_expression(ttl_days: int) -> str:
+    """The warm cutoff as a scalar subquery (see the module docstring)."""
+    window_start = f"toDate(now(), 'UTC') - {ttl_days - 1}"
+    return (f"(SELECT toDateTime64(if(count() = 0, toDate('2149-06-06'), greatest({window_start}, "
+            f"min(toDate(partition)))), 3, 'UTC') FROM system.parts WHERE active AND database = currentDatabase() "
+            f"AND table = '{WARM}')")
+
+
+def install(backend: ClickHouseBackend, source: ColdSource, ttl_days: int) -> None:
+    """Create or replace ``jobs_cold`` over ``source`` and ``jobs`` over both tiers (idempotent)."""
+    described = backend.query_arrow(f"DESCRIBE TABLE {WARM}").to_pylist()
+    columns = [(row["name"], row["type"]) for row in described if row["default_type"] != "MATERIALIZED"]
+    names = ", ".join(f"`{name}`" for name, _ in columns)
+    casts = ", ".join(f"CAST(`{name}`, {sql_string(kind)}) AS `{name}`" for name, kind in columns)
+    backend.execute(f"CREATE OR REPLACE VIEW {COLD} AS {source.select(casts)}")
+    cutoff = cutoff_expression(ttl_days)
+    backend.execute(
+        f"CREATE OR REPLACE VIEW {FEDERATED} AS "
+        f"SELECT {names} FROM {WARM} WHERE enqueue_time >= {cutoff} "
+        f"UNION ALL SELECT {names} FROM {COLD} WHERE enqueue_time < {cutoff}"
+    )
