@@ -19,10 +19,11 @@ from archives_tui.render import FORMATS, render
 from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
+from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
-from exporter.query.run import run_query
+from exporter.query.run import Execution
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
 from exporter.status import collect
@@ -159,8 +160,16 @@ def cmd_export(config: Config, args) -> int:
 def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
+    q = config.query
+    limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
     with runtime.open_warm(config) as warm:
-        result = run_query(warm.backend, args.sql)
+        execution = Execution(warm.backend, args.sql, limits)
+        try:
+            result = execution.wait()
+        except KeyboardInterrupt:
+            execution.cancel()
+            print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
+            return 130
     if args.output:
         try:
             with open(args.output, "wb") as out:

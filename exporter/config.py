@@ -205,12 +205,20 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class QueryConfig:
+    max_execution_time: float = _setting(300.0, _duration, "a query running longer is stopped by the engine")
+    max_rows_to_read: int = _setting(10_000_000_000, _int(1), "a query reading more rows is stopped")
+    max_result_rows: int = _setting(1_000_000, _int(1), "a query returning more rows is refused (add a LIMIT)")
+
+
+@dataclass(frozen=True)
 class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
     cold: ColdConfig = field(default_factory=ColdConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
     source: str = "embedded defaults"
 
     def replace(self, section: str, **changes: Any) -> Config:

@@ -19,13 +19,15 @@ import pyarrow as pa
 class Limits:
     """Bounds the engine itself enforces on one query (None: the engine's default, usually none).
 
-    ``max_result_rows`` stops reading once that many rows are produced and returns at most that many;
-    ask for one more than you show to learn whether the result was cut.
+    ``max_result_rows`` stops reading once that many rows are produced and returns at most that many
+    (ask for one more than you show to learn whether the result was cut), or, with ``cut_results``
+    off, fails the query instead: an export must not be silently short.
     """
 
     max_execution_time: float | None = None  # seconds
     max_rows_to_read: int | None = None
     max_result_rows: int | None = None
+    cut_results: bool = True
 
     def settings(self) -> dict[str, object]:
         settings: dict[str, object] = {}
@@ -34,7 +36,8 @@ class Limits:
         if self.max_rows_to_read is not None:
             settings["max_rows_to_read"] = self.max_rows_to_read
         if self.max_result_rows is not None:
-            settings.update(max_result_rows=self.max_result_rows, result_overflow_mode="break")
+            settings.update(max_result_rows=self.max_result_rows,
+                            result_overflow_mode="break" if self.cut_results else "throw")
         return settings
 
 

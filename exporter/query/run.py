@@ -7,10 +7,19 @@ column types come from ``DESCRIBE (query)`` and Enum columns are rewritten with 
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+
 import pyarrow as pa
 
 from exporter.engine.interface import ClickHouseBackend, Limits
+from exporter.errors import QueryError
 from exporter.query.guard import check
+
+
+class LimitExceeded(QueryError):
+    """The engine stopped a query at one of the configured limits."""
 
 
 def run_query(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
@@ -26,4 +35,72 @@ def run_query(backend: ClickHouseBackend, sql: str, limits: Limits | None = None
         if enums:
             replaced = ", ".join(f"toString(`{name}`) AS `{name}`" for name in enums)
             text = f"SELECT * REPLACE ({replaced}) FROM ({text})"
-    return backend.query_arrow(text, limits=limits, query_id=query_id)
+    try:
+        return backend.query_arrow(text, limits=limits, query_id=query_id)
+    except QueryError as exc:
+        raise _named_limit(exc, limits) or exc from None
+
+
+def _named_limit(exc: QueryError, limits: Limits | None) -> LimitExceeded | None:
+    """The engine's words for a limit hit, as a sentence naming the config key to change."""
+    if limits is None:
+        return None
+    text = str(exc).lower()
+    if "timeout exceeded" in text and limits.max_execution_time:
+        return LimitExceeded(f"the query ran longer than {limits.max_execution_time:g}s and was stopped "
+                             "(query.max_execution_time): narrow it, e.g. by enqueue_time")
+    if "limit for rows" in text and limits.max_rows_to_read:
+        return LimitExceeded(f"the query would read more than {limits.max_rows_to_read:,} rows and was stopped "
+                             "(query.max_rows_to_read): narrow it, e.g. by enqueue_time or queue")
+    if "limit for result" in text and limits.max_result_rows:
+        return LimitExceeded(f"the result has more than {limits.max_result_rows:,} rows (query.max_result_rows): "
+                             "add a LIMIT or an aggregation")
+    return None
+
+
+class QueryCancelled(QueryError):
+    """The user cancelled the query and the engine stopped working on it."""
+
+
+class Execution:
+    """A query running in a thread of its own, so the caller (the CLI's Ctrl-C, the dashboard's Esc) can
+    cancel it: the engine is told to stop (KILL QUERY), not merely abandoned to run on."""
+
+    def __init__(self, backend: ClickHouseBackend, sql: str, limits: Limits | None = None) -> None:
+        self.backend = backend
+        self.query_id = uuid.uuid4().hex
+        self.cancelled = False
+        self._outcome: pa.Table | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(sql, limits), name="archives-query", daemon=True)
+        self._thread.start()
+
+    def _run(self, sql: str, limits: Limits | None) -> None:
+        try:
+            self._outcome = run_query(self.backend, sql, limits, self.query_id)
+        except BaseException as exc:  # handed to whoever waits
+            self._outcome = exc
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> pa.Table:
+        """The result; raises what the query raised, or QueryCancelled after ``cancel``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._thread.is_alive() and (deadline is None or time.monotonic() < deadline):
+            self._thread.join(0.2)  # short waits, so Ctrl-C reaches the caller at once
+        if self._thread.is_alive():
+            raise TimeoutError("the query is still running")
+        if self.cancelled and isinstance(self._outcome, QueryError):
+            raise QueryCancelled("query cancelled; the engine stopped working on it") from None
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome  # type: ignore[return-value]
+
+    def cancel(self, patience: float = 10.0) -> None:
+        """Stop the engine working on the query; returns once the query has ended (or ``patience`` ran out)."""
+        self.cancelled = True
+        deadline = time.monotonic() + patience
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self.backend.cancel(self.query_id)  # again if it had not reached the engine yet
+            self._thread.join(0.1)
