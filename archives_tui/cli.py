@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
 
 import orjson
 
@@ -56,10 +58,18 @@ def _positive(kind):
     return parse
 
 
+def _version() -> str:
+    try:
+        return metadata.version("archives")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archives", description="Long-term archive of a Redis job queue.")
     parser.add_argument("--config", help="YAML config file (default: $ARCHIVES_CONFIG, ./archives.yaml, embedded)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the exporter does")
+    parser.add_argument("--version", action="version", version=f"archives {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     seed = commands.add_parser("seed", help="append synthetic job completions to the stream")
@@ -75,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log what the exporter does")
 
     query = commands.add_parser("query", help="run SQL (ClickHouse dialect) over the archive")
-    query.add_argument("sql", help="the statement, e.g. \"SELECT count() FROM jobs_archive\"")
+    query.add_argument("sql", nargs="?", help="the statement, e.g. \"SELECT count() FROM jobs\"")
+    query.add_argument("-f", "--file", help="read the statement from FILE ('-' for standard input)")
     query.add_argument("--format", choices=FORMATS, default="table")
     query.add_argument("--output", help="write to FILE instead of standard output")
+    query.add_argument("--limit", type=_positive(int), help="return at most N rows (says so when it cuts)")
 
     status = commands.add_parser("status", help="stream, tiers and exporter health (exit 2 if a part is down)")
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -157,29 +169,53 @@ def cmd_export(config: Config, args) -> int:
     return 0
 
 
+def _statement(args) -> str:
+    """The SQL from the argument, a file, or standard input: exactly one of them."""
+    if (args.sql is None) == (args.file is None):
+        raise UsageError("give the statement as an argument or with -f FILE (or -f - for standard input)")
+    if args.file is None:
+        return args.sql
+    try:
+        return sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
+    sql = _statement(args)
     q = config.query
-    limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
+    if args.limit:  # one more than asked, to know whether the result was cut
+        limits = Limits(q.max_execution_time, q.max_rows_to_read, args.limit + 1, cut_results=True)
+    else:
+        limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
+    started = time.perf_counter()
     with runtime.open_warm(config) as warm:
-        execution = Execution(warm.backend, args.sql, limits)
+        execution = Execution(warm.backend, sql, limits)
         try:
             result = execution.wait()
         except KeyboardInterrupt:
             execution.cancel()
             print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
             return 130
+    elapsed = time.perf_counter() - started
+    cut = bool(args.limit) and result.num_rows > args.limit
+    if cut:
+        result = result.slice(0, args.limit)
     if args.output:
         try:
             with open(args.output, "wb") as out:
                 render(result, args.format, out)
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-        print(f"wrote {result.num_rows} rows to {args.output}", file=sys.stderr)
     else:
         render(result, args.format, sys.stdout.buffer)
         sys.stdout.flush()
+    where = f" to {args.output}" if args.output else ""
+    more = f" (cut at --limit {args.limit}: there are more)" if cut else ""
+    rows = f"{result.num_rows:,} row{'' if result.num_rows == 1 else 's'}"
+    print(f"{rows}{where} in {elapsed:.2f}s{more}", file=sys.stderr)
     return 0
 
 

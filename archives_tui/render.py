@@ -46,9 +46,7 @@ def table_text(result: pa.Table, limit: int = 1000) -> str:
     for row in zip(*(column.to_pylist() for column in shown_rows.columns), strict=True):
         table.add_row(*(_cell(v) for v in row))
     console.print(table)
-    shown = min(limit, result.num_rows)
-    note = f"{result.num_rows} row{'s' if result.num_rows != 1 else ''}"
-    if shown < result.num_rows:
-        note += f" (first {shown} shown; use --format csv/json/parquet --output FILE for all)"
-    console.print(note)
+    if limit < result.num_rows:  # the row count and timing go to standard error
+        console.print(f"first {limit} of {result.num_rows:,} rows shown; use --format csv/tsv/json/parquet "
+                      "--output FILE for all")
     return console.file.getvalue()

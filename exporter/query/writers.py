@@ -1,4 +1,4 @@
-"""Writing a query result to a byte stream as CSV, JSON, JSON lines or Parquet (no terminal code).
+"""Writing a query result to a byte stream as CSV, TSV, JSON, JSON lines or Parquet (no terminal code).
 
 Maps come from Arrow as lists of pairs; JSON readers expect objects, and CSV has no nested values, so
 those are written as JSON text.
@@ -11,10 +11,11 @@ from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-FORMATS = ("csv", "json", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 
 
 def _json_default(value):
@@ -48,6 +49,8 @@ def write(result: pa.Table, fmt: str, out: BinaryIO) -> None:
         pq.write_table(result, out, compression="zstd")
     elif fmt == "csv":
         pacsv.write_csv(_csv_safe(result), out)
+    elif fmt == "tsv":
+        _write_tsv(result, out)
     elif fmt == "json":
         out.write(orjson.dumps(_rows(result), default=_json_default, option=orjson.OPT_INDENT_2) + b"\n")
     elif fmt == "jsonl":
@@ -57,12 +60,36 @@ def write(result: pa.Table, fmt: str, out: BinaryIO) -> None:
         raise ValueError(f"unknown format {fmt!r}")
 
 
+def _nested_text(column: pa.ChunkedArray) -> pa.Array:
+    """Maps and lists as JSON text (an empty map is ``{}``, not ``[]``), for the flat formats."""
+    as_map = pa.types.is_map(column.type)
+    return pa.array([None if v is None else json_text(dict(v) if as_map else v) for v in column.to_pylist()],
+                    pa.string())
+
+
 def _csv_safe(result: pa.Table) -> pa.Table:
     """CSV has no nested values: write maps and lists as JSON text."""
-    columns = []
-    for column in result.columns:
-        if pa.types.is_nested(column.type):
-            columns.append(pa.array([None if v is None else json_text(v) for v in column.to_pylist()], pa.string()))
-        else:
-            columns.append(column)
+    columns = [_nested_text(c) if pa.types.is_nested(c.type) else c for c in result.columns]
     return pa.table(columns, names=result.column_names)
+
+
+def _tsv_field(column: pa.ChunkedArray) -> pa.Array:
+    """ClickHouse's TabSeparated text: backslash, tab and newline escaped, NULL as \\N, nested as JSON."""
+    if pa.types.is_nested(column.type):
+        text = _nested_text(column)
+    else:
+        text = pc.cast(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column, pa.string())
+    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        text = pc.replace_substring(text, raw, escaped)
+    return pc.fill_null(text, "\\N")
+
+
+def _write_tsv(result: pa.Table, out: BinaryIO) -> None:
+    """A header line, then one line per row (a header even when the result is empty)."""
+    header = pa.array(result.column_names, pa.string())
+    out.write(("\t".join(pc.replace_substring(header, "\t", "\\t").to_pylist()) + "\n").encode())
+    if result.num_rows == 0:
+        return
+    fields = [_tsv_field(column) for column in result.columns]
+    lines = pc.binary_join_element_wise(*fields, "\t") if len(fields) > 1 else fields[0]
+    out.write(("\n".join(lines.to_pylist()) + "\n").encode())

@@ -1,0 +1,96 @@
+"""`archives query` as a user runs it: SQL from a file or standard input, --limit, every format read
+back equal to the result, a header even when empty, and the row count on standard error."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from archives_tui.cli import main
+from exporter.query.writers import write
+from exporter.seed import seed_stream
+from tests.test_outages import ROOT, write_config
+
+SQL = ("SELECT job_id, queue, toString(outcome) AS outcome, retries, payload_sample, tags FROM jobs "
+       "ORDER BY job_id")
+
+
+@pytest.fixture
+def exported(config, redis_client, tmp_path):
+    config_file = write_config(tmp_path / "archives.yaml", config)
+    seed_stream(redis_client, "completed_jobs", 120, failure_rate=0.5, seed=41)
+    assert main(["--config", str(config_file), "export", "--once"]) == 0
+    return config_file
+
+
+def run(config_file, *args, capsys):
+    code = main(["--config", str(config_file), "query", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_every_format_reads_back_as_the_result(exported, tmp_path, capsys):
+    out = tmp_path / "all.parquet"
+    assert run(exported, SQL, "--format", "parquet", "--output", str(out), capsys=capsys)[0] == 0
+    reference = pq.read_table(out)
+    assert reference.num_rows == 120
+    rows = reference.to_pylist()
+    for row in rows:
+        row["tags"] = dict(row["tags"])
+
+    code, text, err = run(exported, SQL, "--format", "json", capsys=capsys)
+    assert code == 0 and json.loads(text) == rows and err.startswith("120 rows in ")
+    code, text, _ = run(exported, SQL, "--format", "jsonl", capsys=capsys)
+    assert [json.loads(line) for line in text.splitlines()] == rows
+    code, text, _ = run(exported, SQL, "--format", "csv", capsys=capsys)
+    csv = pacsv.read_csv(io.BytesIO(text.encode()), convert_options=pacsv.ConvertOptions(
+        column_types={"retries": pa.uint16(), "payload_sample": pa.string()}, strings_can_be_null=True))
+    assert csv.column("job_id").to_pylist() == reference.column("job_id").to_pylist()
+    assert csv.column("payload_sample").to_pylist() == reference.column("payload_sample").to_pylist()
+    assert [json.loads(t) for t in csv.column("tags").to_pylist()] == [r["tags"] for r in rows]
+    code, text, _ = run(exported, SQL, "--format", "tsv", capsys=capsys)
+    lines = text.splitlines()
+    assert lines[0].split("\t") == reference.column_names and len(lines) == 121
+    first = lines[1].split("\t")
+    assert first[0] == rows[0]["job_id"] and json.loads(first[5]) == rows[0]["tags"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_an_empty_result_keeps_its_header(fmt):
+    empty = pa.table({"job_id": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+    out = io.BytesIO()
+    write(empty, fmt, out)
+    data = out.getvalue()
+    expected = {"csv": b'"job_id","n"\n', "tsv": b"job_id\tn\n", "json": b"[]\n", "jsonl": b""}
+    if fmt == "parquet":
+        assert pq.read_table(io.BytesIO(data)).schema.names == ["job_id", "n"]
+    else:
+        assert data == expected[fmt]
+
+
+def test_sql_from_a_file_or_standard_input_and_limit(exported, tmp_path, capsys):
+    query = tmp_path / "q.sql"
+    query.write_text("-- how many\nSELECT count() AS n FROM jobs;\n")
+    assert run(exported, "-f", str(query), "--format", "csv", capsys=capsys)[1].splitlines()[1] == "120"
+    done = subprocess.run([sys.executable, "-m", "archives_tui", "--config", str(exported), "query", "-f", "-",
+                           "--format", "csv"], input="SELECT count() AS n FROM jobs", capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.splitlines()[1] == "120"
+    code, text, err = run(exported, "SELECT job_id FROM jobs ORDER BY job_id", "--limit", "5", "--format", "csv",
+                          capsys=capsys)
+    assert code == 0 and len(text.splitlines()) == 6 and "5 rows in" in err and "cut at --limit 5" in err
+    assert main(["--config", str(exported), "query"]) == 2
+    assert "give the statement as an argument or with -f FILE" in capsys.readouterr().err
+
+
+def test_version():
+    done = subprocess.run([sys.executable, "-m", "archives_tui", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("archives 0.")
