@@ -1,0 +1,1 @@
+"""The engine of Archives: export pipeline, tiers, query layer, status. It never imports a UI package."""
