@@ -25,6 +25,7 @@ from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
+from exporter.query.explain import explain
 from exporter.query.run import Execution
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=FORMATS, default="table")
     query.add_argument("--output", help="write to FILE instead of standard output")
     query.add_argument("--limit", type=_positive(int), help="return at most N rows (says so when it cuts)")
+    query.add_argument("--explain", action="store_true", help="show the plan, indexes and estimate; run nothing")
 
     status = commands.add_parser("status", help="stream, tiers and exporter health (exit 2 if a part is down)")
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -185,6 +187,10 @@ def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
     sql = _statement(args)
+    if args.explain:
+        with runtime.open_warm(config) as warm:
+            print(explain(warm.backend, sql))
+        return 0
     q = config.query
     if args.limit:  # one more than asked, to know whether the result was cut
         limits = Limits(q.max_execution_time, q.max_rows_to_read, args.limit + 1, cut_results=True)
