@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 
 from archives_tui.render import FORMATS, render
 from exporter import runtime
@@ -26,6 +27,7 @@ from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.query.explain import explain
+from exporter.query.history import HistoryEntry, QueryHistory
 from exporter.query.run import Execution
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
@@ -92,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--output", help="write to FILE instead of standard output")
     query.add_argument("--limit", type=_positive(int), help="return at most N rows (says so when it cuts)")
     query.add_argument("--explain", action="store_true", help="show the plan, indexes and estimate; run nothing")
+    query.add_argument("--save-as", metavar="NAME", help="also keep the statement as the favorite NAME")
+
+    history = commands.add_parser("history", help="queries run before, and saved favorites")
+    history.add_argument("--search", help="only entries whose SQL (or error, or favorite name) holds TEXT")
+    history.add_argument("--favorites", action="store_true", help="list the saved favorites instead")
+    history.add_argument("--limit", type=_positive(int), default=20, help="newest N entries (20)")
+    history.add_argument("--purge", action="store_true", help="forget the whole history (favorites stay)")
+    history.add_argument("--format", choices=("table", "json"), default="table")
 
     status = commands.add_parser("status", help="stream, tiers and exporter health (exit 2 if a part is down)")
     status.add_argument("--format", choices=("table", "json"), default="table")
@@ -187,6 +197,9 @@ def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
     sql = _statement(args)
+    history = QueryHistory(data_dir())
+    if args.save_as:
+        history.save_favorite(args.save_as, sql.strip())
     if args.explain:
         with runtime.open_warm(config) as warm:
             print(explain(warm.backend, sql))
@@ -196,16 +209,22 @@ def cmd_query(config: Config, args) -> int:
         limits = Limits(q.max_execution_time, q.max_rows_to_read, args.limit + 1, cut_results=True)
     else:
         limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
-    started = time.perf_counter()
-    with runtime.open_warm(config) as warm:
-        execution = Execution(warm.backend, sql, limits)
-        try:
-            result = execution.wait()
-        except KeyboardInterrupt:
-            execution.cancel()
-            print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
-            return 130
+    started, wall = time.perf_counter(), time.time()
+    try:
+        with runtime.open_warm(config) as warm:
+            execution = Execution(warm.backend, sql, limits)
+            try:
+                result = execution.wait()
+            except KeyboardInterrupt:
+                execution.cancel()
+                history.record(HistoryEntry(sql.strip(), wall, time.perf_counter() - started, error="cancelled"))
+                print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
+                return 130
+    except ArchivesError as exc:
+        history.record(HistoryEntry(sql.strip(), wall, time.perf_counter() - started, error=str(exc)))
+        raise
     elapsed = time.perf_counter() - started
+    history.record(HistoryEntry(sql.strip(), wall, elapsed, rows=result.num_rows))
     cut = bool(args.limit) and result.num_rows > args.limit
     if cut:
         result = result.slice(0, args.limit)
@@ -222,6 +241,26 @@ def cmd_query(config: Config, args) -> int:
     more = f" (cut at --limit {args.limit}: there are more)" if cut else ""
     rows = f"{result.num_rows:,} row{'' if result.num_rows == 1 else 's'}"
     print(f"{rows}{where} in {elapsed:.2f}s{more}", file=sys.stderr)
+    return 0
+
+
+def cmd_history(config: Config, args) -> int:
+    history = QueryHistory(data_dir())
+    if args.purge:
+        print(f"forgot {history.purge()} queries")
+        return 0
+    if args.favorites:
+        rows = [{"name": name, "sql": sql} for name, sql in history.favorites(args.search).items()]
+    else:
+        rows = [{"started": datetime.fromtimestamp(e.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                 "seconds": round(e.elapsed, 3), "rows": e.rows, "error": e.error, "sql": e.sql}
+                for e in history.entries(args.search, args.limit)]
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        columns = ["name", "sql"] if args.favorites else ["started", "seconds", "rows", "error", "sql"]
+        table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in columns})
+        render(table, "table", sys.stdout.buffer)
     return 0
 
 
@@ -319,4 +358,5 @@ def cmd_stop(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "status": cmd_status, "stop": cmd_stop}
+COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "history": cmd_history,
+            "status": cmd_status, "stop": cmd_stop}

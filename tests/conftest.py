@@ -18,6 +18,14 @@ from exporter.tiers.warm import WarmStore
 pytest_plugins = ["tests.clickhouse_server"]  # the ClickHouse server fixtures: server, url
 
 
+@pytest.fixture(autouse=True)
+def private_data_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test (and the commands it starts) keeps history and embedded data out of the real home."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
