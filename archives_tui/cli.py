@@ -27,6 +27,7 @@ from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.query.explain import explain
+from exporter.query.find import find_job
 from exporter.query.history import HistoryEntry, QueryHistory
 from exporter.query.run import Execution
 from exporter.redact import RedactingFilter
@@ -105,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="stream, tiers and exporter health (exit 2 if a part is down)")
     status.add_argument("--format", choices=("table", "json"), default="table")
+
+    find = commands.add_parser("find", help="one job's every event: stream, dead letters, archive")
+    find.add_argument("id", help="a job_id or a trace_id")
+    find.add_argument("--format", choices=FORMATS, default="table")
 
     commands.add_parser("stop", help="stop the embedded Redis server")
     return parser
@@ -244,6 +249,22 @@ def cmd_query(config: Config, args) -> int:
     return 0
 
 
+def cmd_find(config: Config, args) -> int:
+    client = runtime.connect_redis(config)
+    try:
+        with runtime.open_warm(config) as warm:
+            p = config.pipeline
+            found = find_job(warm.backend, client, p.stream_key, p.consumer_group, args.id)
+    finally:
+        client.close()
+    if found.num_rows == 0:
+        print(f"archives: no event of {args.id!r} in the stream, the dead letters or the archive", file=sys.stderr)
+        return 1
+    render(found, args.format, sys.stdout.buffer)
+    sys.stdout.flush()
+    return 0
+
+
 def cmd_history(config: Config, args) -> int:
     history = QueryHistory(data_dir())
     if args.purge:
@@ -358,5 +379,5 @@ def cmd_stop(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "history": cmd_history,
+COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "history": cmd_history, "find": cmd_find,
             "status": cmd_status, "stop": cmd_stop}
