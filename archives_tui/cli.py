@@ -26,6 +26,7 @@ from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
+from exporter.query import templates
 from exporter.query.explain import explain
 from exporter.query.find import find_job
 from exporter.query.history import HistoryEntry, QueryHistory
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--limit", type=_positive(int), help="return at most N rows (says so when it cuts)")
     query.add_argument("--explain", action="store_true", help="show the plan, indexes and estimate; run nothing")
     query.add_argument("--save-as", metavar="NAME", help="also keep the statement as the favorite NAME")
+    query.add_argument("--template", help="run a template (see 'archives templates') instead of SQL")
+    query.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a template parameter: since=7d, until=1d, queue=..., tenant=...")
+
+    templates = commands.add_parser("templates", help="the query templates and their parameters")
+    templates.add_argument("--format", choices=("table", "json"), default="table")
 
     history = commands.add_parser("history", help="queries run before, and saved favorites")
     history.add_argument("--search", help="only entries whose SQL (or error, or favorite name) holds TEXT")
@@ -187,9 +194,14 @@ def cmd_export(config: Config, args) -> int:
 
 
 def _statement(args) -> str:
-    """The SQL from the argument, a file, or standard input: exactly one of them."""
-    if (args.sql is None) == (args.file is None):
-        raise UsageError("give the statement as an argument or with -f FILE (or -f - for standard input)")
+    """The SQL from the argument, a file, standard input or a template: exactly one of them."""
+    if sum(x is not None for x in (args.sql, args.file, args.template)) != 1:
+        raise UsageError("give the statement as an argument, with -f FILE (or -f - for standard input), "
+                         "or with --template NAME")
+    if args.template is not None:
+        return templates.render(args.template, templates.parse_params(args.param))
+    if args.param:
+        raise UsageError("--param goes with --template")
     if args.file is None:
         return args.sql
     try:
@@ -262,6 +274,20 @@ def cmd_find(config: Config, args) -> int:
         return 1
     render(found, args.format, sys.stdout.buffer)
     sys.stdout.flush()
+    return 0
+
+
+def cmd_templates(config: Config, args) -> int:
+    rows = [{"name": t.name, "title": t.title, "what": t.description,
+             "defaults": ", ".join(f"{k}={v}" for k, v in t.defaults.items()), "sql": templates.render(t.name)}
+            for t in templates.TEMPLATES.values()]
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        render(pa.Table.from_pylist([{k: r[k] for k in ("name", "title", "what", "defaults")} for r in rows]),
+               "table", sys.stdout.buffer)
+        print("parameters: since, until (durations before now), queue, tenant; "
+              "e.g. archives query --template queue-health --param since=3d --param queue=payments")
     return 0
 
 
@@ -379,5 +405,5 @@ def cmd_stop(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "history": cmd_history, "find": cmd_find,
-            "status": cmd_status, "stop": cmd_stop}
+COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "templates": cmd_templates,
+            "history": cmd_history, "find": cmd_find, "status": cmd_status, "stop": cmd_stop}

@@ -87,7 +87,7 @@ def test_sql_from_a_file_or_standard_input_and_limit(exported, tmp_path, capsys)
                           capsys=capsys)
     assert code == 0 and len(text.splitlines()) == 6 and "5 rows in" in err and "cut at --limit 5" in err
     assert main(["--config", str(exported), "query"]) == 2
-    assert "give the statement as an argument or with -f FILE" in capsys.readouterr().err
+    assert "give the statement as an argument, with -f FILE" in capsys.readouterr().err
 
 
 def test_version():

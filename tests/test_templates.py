@@ -1,0 +1,81 @@
+"""Templates over warm-only, cold-only and spanning ranges agree with the Parquet files read by pyarrow."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from archives_tui.cli import main
+from exporter.query import templates
+from exporter.query.run import run_query
+from tests.helpers import cold_table
+from tests.test_federation import archive  # noqa: F401 - 60 days exported with a 30-day warm window
+from tests.test_outages import write_config
+
+RANGES = {"warm only": ("10d", "0s"), "cold only": ("55d", "35d"), "spanning": ("61d", "0s")}
+
+
+def oracle(cold, since: str, until: str) -> Counter:
+    table = cold_table(cold)
+    now = datetime.now(UTC)
+    low = now - timedelta(days=int(since[:-1])) if since != "0s" else now
+    high = now - timedelta(days=int(until[:-1])) if until != "0s" else now
+    return Counter((q, o) for q, o, t in zip(table.column("queue").to_pylist(), table.column("outcome").to_pylist(),
+                                             table.column("enqueue_time").to_pylist(), strict=True)
+                   if low <= t < high)
+
+
+@pytest.mark.parametrize("span", list(RANGES))
+def test_queue_health_counts_match_the_files_on_every_range(archive, span):  # noqa: F811
+    warm, cold = archive
+    since, until = RANGES[span]
+    result = run_query(warm.backend, templates.render("queue-health", {"since": since, "until": until}))
+    counts = Counter({(r["queue"], r["outcome"]): r["jobs"] for r in result.to_pylist()})
+    assert counts == oracle(cold, since, until) and sum(counts.values()) > 100
+
+
+@pytest.mark.parametrize("span", list(RANGES))
+def test_every_template_runs_on_every_range(archive, span):  # noqa: F811
+    warm, _ = archive
+    since, until = RANGES[span]
+    for name in templates.TEMPLATES:
+        params = {"since": since, "until": until, **({"min_jobs": "1"} if name == "worker-performance" else {})}
+        result = run_query(warm.backend, templates.render(name, params))
+        assert result.num_rows > 0, name
+
+
+def test_retention_status_shows_what_each_tier_holds(archive):  # noqa: F811
+    warm, _ = archive
+    rows = {r["tier"]: r["jobs"] for r in run_query(warm.backend, templates.render("retention-status")).to_pylist()}
+    assert rows["cold"] == rows["archive (jobs)"] == 6000 and 0 < rows["warm"] < 6000
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"since": "soon"}, "since: expected a duration"),
+    ({"since": "1d", "until": "2d"}, "until (2d) must be more recent than since (1d)"),
+    ({"colour": "red"}, "unknown parameter 'colour'"),
+    ({"queue": "x'; DROP TABLE jobs_archive --"}, None),
+])
+def test_parameters_are_checked_and_quoted(params, message):
+    if message is None:  # a hostile value stays inside its string literal
+        assert "queue = 'x\\'; DROP TABLE jobs_archive --'" in templates.render("queue-health", params)
+        return
+    with pytest.raises(templates.TemplateError) as refused:
+        templates.render("queue-health", params)
+    assert message in str(refused.value)
+
+
+def test_the_cli_lists_and_runs_templates(config, redis_client, tmp_path, capsys):
+    config_file = write_config(tmp_path / "archives.yaml", config)
+    assert main(["--config", str(config_file), "templates", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in listed][:5] == ["queue-health", "error-investigation", "capacity-planning",
+                                               "performance-trends", "retention-status"]
+    assert main(["--config", str(config_file), "query", "--template", "queue-health", "--param", "since=3d",
+                 "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith('"queue","outcome","jobs"')
+    assert main(["--config", str(config_file), "query", "--template", "nope"]) == 2
+    assert "no template 'nope'" in capsys.readouterr().err
