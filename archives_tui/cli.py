@@ -19,6 +19,7 @@ import orjson
 import pyarrow as pa
 
 from archives_tui.render import FORMATS, render
+from archives_tui.status_view import status_text
 from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
@@ -318,83 +319,6 @@ def cmd_status(config: Config, args) -> int:
     else:
         print(status_text(info))
     return 2 if info["down"] else 0
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def _when(timestamp: float | None, now: float | None = None) -> str:
-    """``2026-11-28 10:00:00 UTC (5m ago)``."""
-    if not timestamp:
-        return "never"
-    ago = max(0, int((now or time.time()) - timestamp))
-    span = f"{ago}s" if ago < 120 else f"{ago // 60}m" if ago < 7200 else f"{ago // 3600}h" if ago < 172800 \
-        else f"{ago // 86400}d"
-    return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC ({span} ago)"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 \
-        else f"{seconds / 3600:.1f}h"
-
-
-def _tier_line(name: str, tier: dict) -> str:
-    where = tier.get("where") or ""
-    if tier["state"] != "up":
-        return f"{name:<6} {where}\n       {tier['state'].upper()}: {tier.get('reason')}"
-    span = f"{tier['oldest']} .. {tier['newest']}" if tier.get("oldest") else "empty"
-    extra = f", {tier['detail']}" if tier.get("detail") else ""
-    return f"{name:<6} {where}\n       {tier['records']:,} records, {_size(tier['bytes'])}{extra}; {span}"
-
-
-def _stream_line(s: dict) -> str:
-    if s["state"] != "up":
-        return f"stream {s['stream_key']}\n       DOWN: {s.get('reason')}"
-    if s.get("consumer_group") is None:
-        backlog = f"no consumer group yet, {s['unarchived']:,} entries not archived"
-    else:
-        undelivered = f"{s['undelivered']:,}{'+' if s.get('undelivered_capped') else ''}"
-        oldest = "" if s.get("oldest_pending_seconds") is None else \
-            f" (oldest {_duration(s['oldest_pending_seconds'])})"
-        backlog = f"{s['pending']:,} pending{oldest}, {undelivered} undelivered"
-    return (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
-            f"lag {_duration(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
-
-
-def _exporter_line(e: dict) -> str:
-    state = "running" if e.get("alive") else "stopped" if e.get("stopped_at") else "silent"
-    line = (f"exporter {e['consumer']} ({state}, last seen {_when(e.get('updated_at'))}): archived "
-            f"{e.get('archived') or 0:,} (warm {e.get('warm_archived') or 0:,}")
-    if e.get("warm_skipped"):
-        line += f"; {e['warm_skipped']:,} older than the warm window, cold only"
-    line += f"), dead-lettered {e.get('dead_lettered') or 0:,}"
-    if e.get("claimed"):
-        line += f", took over {e['claimed']:,} entries of gone exporters"
-    if e.get("groups_recreated"):
-        line += (f"; re-created the lost consumer group {e['groups_recreated']} time(s), last "
-                 f"{_when(e.get('group_recreated_at'))}")
-    return line
-
-
-def status_text(info: dict) -> str:
-    lines = [_stream_line(info["stream"]), _tier_line("warm", info["warm"]), _tier_line("cold", info["cold"])]
-    lines += [_exporter_line(e) for e in info["exporters"]]
-    if info["last_error"]:
-        lines.append(f"last error {_when(info.get('last_error_at'))}: {info['last_error']}")
-    else:
-        lines.append("last error: none")
-    if info["down"]:
-        lines.append(f"down: {', '.join(info['down'])}")
-    return "\n".join(lines)
 
 
 def cmd_stop(config: Config, args) -> int:

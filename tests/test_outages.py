@@ -15,7 +15,8 @@ import orjson
 import pytest
 import yaml
 
-from archives_tui.cli import main, status_text
+from archives_tui.cli import main
+from archives_tui.status_view import status_text
 from exporter.seed import seed_stream
 from tests.conftest import free_port
 
