@@ -29,7 +29,6 @@ def _cell(value) -> str:
         return "NULL"
     if isinstance(value, datetime | date):
         return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
-    value = writers.plain(value)
     if isinstance(value, dict | list):
         return writers.json_text(value)
     return str(value)
@@ -43,7 +42,7 @@ def table_text(result: pa.Table, limit: int = 1000) -> str:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
         table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     shown_rows = result.slice(0, limit)
-    for row in zip(*(column.to_pylist() for column in shown_rows.columns), strict=True):
+    for row in zip(*(writers.python_values(column) for column in shown_rows.columns), strict=True):
         table.add_row(*(_cell(v) for v in row))
     console.print(table)
     if limit < result.num_rows:  # the row count and timing go to standard error

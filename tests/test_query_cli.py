@@ -94,3 +94,14 @@ def test_version():
     done = subprocess.run([sys.executable, "-m", "archives_tui", "--version"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("archives 0.")
+
+
+def test_maps_are_objects_and_pairs_stay_pairs_in_json():
+    result = pa.table({
+        "tags": pa.array([[("env", "prod")], []], pa.map_(pa.string(), pa.string())),
+        "pairs": pa.array([[("a", "b")], []], pa.list_(pa.struct([("k", pa.string()), ("v", pa.string())]))),
+    })
+    out = io.BytesIO()
+    write(result, "json", out)
+    assert json.loads(out.getvalue()) == [{"tags": {"env": "prod"}, "pairs": [{"k": "a", "v": "b"}]},
+                                          {"tags": {}, "pairs": []}]

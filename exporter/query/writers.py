@@ -6,8 +6,9 @@ those are written as JSON text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -28,19 +29,36 @@ def _json_default(value):
     raise TypeError
 
 
-def plain(value):
-    """Maps arrive from Arrow as lists of pairs; JSON readers expect objects."""
-    if isinstance(value, list) and value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
-        return {k: plain(v) for k, v in value}
-    return value
+def _converter(kind: pa.DataType) -> Callable[[Any], Any] | None:
+    """How to turn one value of ``kind`` into what JSON readers expect: Arrow hands maps over as lists
+    of pairs, and they are objects (an empty map too). None where values pass through as they are."""
+    if pa.types.is_map(kind):
+        key, item = _converter(kind.key_type), _converter(kind.item_type)
+        return lambda v: {_apply(key, k): _apply(item, x) for k, x in v}
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = _converter(kind.value_type)
+        return None if inner is None else (lambda v: [_apply(inner, x) for x in v])
+    return None
+
+
+def _apply(convert: Callable[[Any], Any] | None, value: Any) -> Any:
+    return value if convert is None or value is None else convert(value)
+
+
+def python_values(column: pa.ChunkedArray | pa.Array) -> list:
+    """A column's values as Python objects, maps as dicts."""
+    convert = _converter(column.type)
+    values = column.to_pylist()
+    return values if convert is None else [_apply(convert, v) for v in values]
 
 
 def json_text(value) -> str:
-    return orjson.dumps(plain(value), default=_json_default).decode()
+    return orjson.dumps(value, default=_json_default).decode()
 
 
 def _rows(result: pa.Table) -> list[dict]:
-    return [{k: plain(v) for k, v in row.items()} for row in result.to_pylist()]
+    columns = [python_values(column) for column in result.columns]
+    return [dict(zip(result.column_names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def write(result: pa.Table, fmt: str, out: BinaryIO) -> None:
@@ -61,10 +79,8 @@ def write(result: pa.Table, fmt: str, out: BinaryIO) -> None:
 
 
 def _nested_text(column: pa.ChunkedArray) -> pa.Array:
-    """Maps and lists as JSON text (an empty map is ``{}``, not ``[]``), for the flat formats."""
-    as_map = pa.types.is_map(column.type)
-    return pa.array([None if v is None else json_text(dict(v) if as_map else v) for v in column.to_pylist()],
-                    pa.string())
+    """Maps and lists as JSON text, for the flat formats."""
+    return pa.array([None if v is None else json_text(v) for v in python_values(column)], pa.string())
 
 
 def _csv_safe(result: pa.Table) -> pa.Table:
