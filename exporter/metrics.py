@@ -94,7 +94,3 @@ def is_alive(snapshot: dict | None, now: float | None = None) -> bool:
     if not snapshot or snapshot.get("stopped_at"):
         return False
     return (now or time.time()) - float(snapshot.get("updated_at") or 0) < LIVENESS
-
-
-def live_consumers(client: redis.Redis, stream_key: str) -> set[str]:
-    return {s["consumer"] for s in read_published(client, stream_key) if s["alive"]}

@@ -74,8 +74,7 @@ class ExportPipeline:
         self.stopping = threading.Event()  # finish what is read, then stop
         self.aborting = threading.Event()  # stop now; unfinished batches stay pending
         self._finished = threading.Event()
-        self._lock = threading.Lock()  # guards failure, left_pending and _in_hand
-        self._in_hand: set[str] = set()  # ids of batches queued or being written
+        self._lock = threading.Lock()  # guards failure and left_pending
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
         self._parquet_writer = ThreadPoolExecutor(max_workers=p.worker_count, thread_name_prefix="parquet")
         self.once = False
@@ -127,7 +126,8 @@ class ExportPipeline:
         p = self.config.pipeline
         if self.stopping.is_set():
             return  # e.g. once gave up: what is pending stays for the next run
-        replayed = self._retrying("redis", self._replay_manifests)
+        gone = self._retrying("redis", self._gone)
+        replayed = self._retrying("redis", lambda: self._replay_manifests(gone, own=True))
         if self.stopping.is_set():
             return  # replays may have been left pending: re-batching their entries would duplicate them
         after = "0"
@@ -137,15 +137,15 @@ class ExportPipeline:
                 break
             after = entries[-1][0]
             live = [e for e in entries if e[1] is not None]
-            gone = [e[0] for e in entries if e[1] is None]  # trimmed before we archived them: nothing to keep
-            if gone:
-                self._retrying("redis", lambda g=gone: self.reader.client.xack(p.stream_key, p.consumer_group, *g))
+            trimmed = [e[0] for e in entries if e[1] is None]  # trimmed before we archived them: nothing to keep
+            if trimmed:
+                self._retrying("redis", lambda t=trimmed: self.reader.client.xack(p.stream_key, p.consumer_group, *t))
             if live:
                 self.metrics.add(read=len(live))
                 self._dispatch(Batch.of_ids(live, self.consumer), recovered=True)
         if replayed or after != "0":
             log.info("recovered %d manifested batches and pending entries up to %s", replayed, after)
-        self._retrying("redis", self._claim_gone)  # last: claimed entries become our own pending
+        self._retrying("redis", lambda: self._claim_gone(gone))  # last: claimed entries become our own pending
 
     def _gone(self) -> dict[str, float]:
         """Other consumers whose work may be taken over, each with the idle time (s) it must have had.
@@ -164,10 +164,9 @@ class ExportPipeline:
                 gone[consumer] = _CLAIM_GUARD_MS / 1000
         return gone
 
-    def _replay_manifests(self, own: bool = True) -> int:
+    def _replay_manifests(self, gone: dict[str, float], own: bool) -> int:
         """Replay gone exporters' manifested batches, and with ``own`` ours (at start: ours in flight are
-        not replayed later); wait until they are acknowledged."""
-        gone = self._gone()
+        not replayed later); wait until they are acknowledged, so no replay is ever in hand twice."""
         replayed = 0
         for manifest in self.reader.manifests():
             if manifest.consumer == self.consumer:
@@ -175,9 +174,6 @@ class ExportPipeline:
                     continue
             elif manifest.consumer not in gone or time.time() - manifest.created < gone[manifest.consumer]:
                 continue
-            with self._lock:
-                if manifest.batch_id in self._in_hand:  # taken over earlier and still being written
-                    continue
             batch = self.reader.rebuild(manifest)
             self.metrics.add(recovered_batches=1, read=len(batch))
             self._put(batch)
@@ -186,12 +182,12 @@ class ExportPipeline:
             self._queue.join()  # their entries must be acknowledged before pending entries are re-read
         return replayed
 
-    def _claim_gone(self) -> None:
+    def _claim_gone(self, gone: dict[str, float]) -> None:
         """Take over the pending entries of gone exporters (after their manifests were replayed and
         acknowledged: when stopping, those may have been left pending, so nothing is taken)."""
         if self.stopping.is_set():
             return
-        for consumer, idle in self._gone().items():
+        for consumer, idle in gone.items():
             while entries := self.reader.claim_from(consumer, max(_CLAIM_GUARD_MS, int(idle * 1000)),
                                                     self.config.pipeline.read_count):
                 log.info("took over %d pending entries of exporter %s, which is gone", len(entries), consumer)
@@ -200,8 +196,10 @@ class ExportPipeline:
 
     def _claim_stale(self) -> None:
         """Take over work of exporters that died: their manifests, then their pending entries."""
-        self._replay_manifests(own=False)
-        self._claim_gone()
+        gone = self._gone()
+        if gone:
+            self._replay_manifests(gone, own=False)
+            self._claim_gone(gone)
 
     def _read_loop(self, once: bool) -> None:
         p = self.config.pipeline
@@ -272,9 +270,6 @@ class ExportPipeline:
         self._put(batch)
 
     def _put(self, batch: Batch | None, force: bool = False) -> None:
-        if batch is not None:
-            with self._lock:
-                self._in_hand.add(batch.batch_id)
         while True:
             if self.aborting.is_set() and not force:
                 raise Stopped
@@ -300,9 +295,6 @@ class ExportPipeline:
                     self.left_pending += len(batch)
                 log.info("batch %s left pending for the next start", batch.batch_id)
             finally:
-                if batch is not None:
-                    with self._lock:
-                        self._in_hand.discard(batch.batch_id)
                 self._queue.task_done()
 
     def _process(self, batch: Batch) -> None:

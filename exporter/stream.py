@@ -32,9 +32,9 @@ Entry = list  # [entry id, [field, value, ...]] as redis-py returns it with the 
 
 
 def raw_client(client: redis.Redis) -> redis.Redis:
-    """A client whose XREADGROUP/XRANGE/XAUTOCLAIM replies stay raw lists (no per-entry dicts)."""
+    """A client whose XREADGROUP/XRANGE/XCLAIM replies stay raw lists (no per-entry dicts)."""
     clone = redis.Redis(connection_pool=client.connection_pool)
-    for command in ("XREADGROUP", "XRANGE", "XAUTOCLAIM", "XCLAIM"):
+    for command in ("XREADGROUP", "XRANGE", "XCLAIM"):
         clone.set_response_callback(command, lambda response, **options: response)
     return clone
 
@@ -102,10 +102,6 @@ class StreamReader:
             return False
         return True
 
-    def archived_mark(self) -> str | None:
-        mark = self.client.get(self.mark_key)
-        return mark.decode() if mark else None
-
     def read_new(self, count: int, block_ms: int | None) -> list[Entry]:
         return self._read(">", count, block_ms)
 
@@ -122,14 +118,6 @@ class StreamReader:
 
     def read_range(self, first: str, last: str, count: int) -> list[Entry]:
         return self.client.execute_command("XRANGE", self.stream_key, first, last, "COUNT", count) or []
-
-    def claim_stale(self, min_idle_ms: int, count: int, start: str = "0-0") -> tuple[str, list[Entry]]:
-        """Take over entries another consumer left pending for ``min_idle_ms`` (it died)."""
-        reply = self.client.execute_command(
-            "XAUTOCLAIM", self.stream_key, self.group, self.consumer, min_idle_ms, start, "COUNT", count
-        )
-        next_start = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-        return next_start, [e for e in reply[1] if e and e[1] is not None]
 
     def record_manifest(self, batch: Batch) -> None:
         self.client.hset(self.manifests_key, batch.batch_id, batch.manifest())
