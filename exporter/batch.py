@@ -30,13 +30,14 @@ def batch_identity(ranges: list[Range] | None, ids: list[str] | None) -> str:
     return f"{first}_{digest}"
 
 
-def _text(entry_id) -> str:
+def as_text(entry_id) -> str:
+    """A stream id, group or consumer name as redis-py returns it (bytes or str), as str."""
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
 def id_order(entry_id: str | bytes) -> tuple[int, int]:
     """A stream entry id as a sortable pair: ids compare by milliseconds, then sequence."""
-    millis, _, sequence = _text(entry_id).partition("-")
+    millis, _, sequence = as_text(entry_id).partition("-")
     return int(millis), int(sequence or 0)
 
 
@@ -48,7 +49,7 @@ def last_of(ranges: list[Range] | None, ids: list[str] | None) -> str | None:
 
 def read_range(entries: list[list]) -> Range:
     """The range one XREADGROUP ``>`` call returned: contiguous in the stream."""
-    return (_text(entries[0][0]), _text(entries[-1][0]), len(entries))
+    return (as_text(entries[0][0]), as_text(entries[-1][0]), len(entries))
 
 
 def bodies_of(entries: list[list]) -> list[Body]:
@@ -88,7 +89,7 @@ class Batch:
 
     @classmethod
     def of_ids(cls, entries: list[list], consumer: str) -> Batch:
-        return cls.of_entries(entries, consumer, ids=[_text(e[0]) for e in entries])
+        return cls.of_entries(entries, consumer, ids=[as_text(e[0]) for e in entries])
 
     def __len__(self) -> int:
         return len(self.entry_ids)

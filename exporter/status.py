@@ -14,11 +14,12 @@ from datetime import datetime
 import redis
 
 from exporter import runtime
+from exporter.batch import as_text, id_order
 from exporter.config import Config
 from exporter.errors import ArchivesError, StoreBusyError
 from exporter.metrics import read_published
 from exporter.redact import redact
-from exporter.tiers.warm import TierStats
+from exporter.stream import mark_key
 
 EXPORTER_FIELDS = ("consumer", "alive", "archived", "warm_archived", "warm_skipped", "dead_lettered", "batches",
                    "claimed", "groups_recreated", "group_recreated_at", "read", "updated_at", "last_batch_at",
@@ -40,12 +41,9 @@ return n
 UNDELIVERED_CAP = 100_000
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _age(entry_id: str, now: float) -> float:
-    return round(max(0.0, now - int(entry_id.split("-")[0]) / 1000), 1)
+def _age(entry_id, now: float) -> float:
+    """Seconds since the entry was added (its id's milliseconds)."""
+    return round(max(0.0, now - id_order(entry_id)[0] / 1000), 1)
 
 
 def stream_status(client: redis.Redis, config: Config) -> dict:
@@ -58,22 +56,21 @@ def stream_status(client: redis.Redis, config: Config) -> dict:
     now = time.time()
     info: dict = {"state": "up", "stream_key": key, "length": client.xlen(key),
                   "dlq_length": client.xlen(f"{key}:dlq")}
-    mark = client.get(f"{key}:archived:{group}")
-    info["archived_through"] = _text(mark) if mark else None
-    groups = {_text(g["name"]): g for g in (client.xinfo_groups(key) if client.exists(key) else [])}
+    mark = client.get(mark_key(key, group))
+    info["archived_through"] = as_text(mark) if mark else None
+    groups = {as_text(g["name"]): g for g in (client.xinfo_groups(key) if client.exists(key) else [])}
     found = groups.get(group)
     if found is None:
-        info.update(consumer_group=None, pending=0, undelivered=info["length"], unarchived=info["length"],
-                    oldest_pending_seconds=None, lag_seconds=None)
         first = client.xrange(key, count=1)
-        info["lag_seconds"] = _age(_text(first[0][0]), now) if first else 0.0
+        info.update(consumer_group=None, pending=0, undelivered=info["length"], unarchived=info["length"],
+                    oldest_pending_seconds=None, lag_seconds=_age(first[0][0], now) if first else 0.0)
         return info
-    last = _text(found["last-delivered-id"])
+    last = as_text(found["last-delivered-id"])
     following = client.xrange(key, min=f"({last}", count=1) if last != "0-0" else client.xrange(key, count=1)
-    undelivered_age = _age(_text(following[0][0]), now) if following else None
+    undelivered_age = _age(following[0][0], now) if following else None
     summary = client.xpending(key, group)
     pending = int(summary["pending"])
-    oldest_pending = _age(_text(summary["min"]), now) if pending and summary.get("min") else None
+    oldest_pending = _age(summary["min"], now) if pending and summary.get("min") else None
     undelivered = found.get("lag")  # Redis 7+
     if undelivered is None:
         start = f"({last}" if last != "0-0" else "-"
@@ -92,40 +89,29 @@ def stream_status(client: redis.Redis, config: Config) -> dict:
     return info
 
 
-def tier_status(read_stats) -> dict:
-    """One tier's figures, or why they cannot be had (busy: owned by an exporter; down: unreachable)."""
-    try:
-        stats: TierStats = read_stats()
-    except StoreBusyError as exc:
-        return {"state": "busy", "available": False, "reason": str(exc)}
-    except Exception as exc:  # any failure of the part: report it, keep reporting the others
-        return {"state": "down", "available": False, "reason": runtime.describe(exc)}
-    data = asdict(stats)
-    for key in ("oldest", "newest"):
-        value = data[key]
-        data[key] = value.isoformat() if isinstance(value, datetime) else value
-    data.update(state="up", available=True)
-    return data
-
-
 def _down(exc: Exception) -> dict:
     state = "busy" if isinstance(exc, StoreBusyError) else "down"
-    return {"state": state, "available": False, "reason": str(exc) if isinstance(exc, ArchivesError)
-            else runtime.describe(exc)}
+    return {"state": state, "available": False, "reason": runtime.describe(exc)}
 
 
 def _tier_report(url: str, open_store, close=None) -> dict:
-    """Open a tier and read its figures; any failure of either step is the tier's state and reason."""
+    """Open a tier and read its figures; a failure of either step is the tier's state (busy: owned by
+    an exporter; down: unreachable) and reason, and the other parts are still reported."""
     where = redact(url)
     try:
         store = open_store()
     except Exception as exc:
         return {"where": where, **_down(exc)}
     try:
-        return {"where": where, **tier_status(store.stats)}
+        stats = asdict(store.stats())
+    except Exception as exc:
+        return {"where": where, **_down(exc)}
     finally:
         if close is not None:
             close(store)
+    for key in ("oldest", "newest"):
+        stats[key] = stats[key].isoformat() if isinstance(stats[key], datetime) else stats[key]
+    return {"where": where, **stats, "state": "up", "available": True}
 
 
 def collect(config: Config) -> dict:

@@ -13,7 +13,7 @@ import time
 
 import redis
 
-from exporter.batch import Batch, Manifest, id_order
+from exporter.batch import Batch, Manifest, as_text, id_order
 
 # SET KEYS[1] ARGV[1] unless it already holds a higher stream id (batches complete out of order).
 _RAISE_MARK = """
@@ -55,7 +55,7 @@ class StreamReader:
         self.consumer = consumer
         self.dlq_key = f"{stream_key}:dlq"
         self.manifests_key = f"{stream_key}:batches:{group}"
-        self.mark_key = f"{stream_key}:archived:{group}"
+        self.mark_key = mark_key(stream_key, group)
 
     def ensure_group(self) -> str | None:
         """Make sure the consumer group exists; returns the position if it had to be re-created.
@@ -71,7 +71,7 @@ class StreamReader:
             return position if position != "0" else None
         if not self.client.exists(self.mark_key):
             for group in self.client.xinfo_groups(self.stream_key):
-                name, last = (_name(group[k]) for k in ("name", "last-delivered-id"))
+                name, last = (as_text(group[k]) for k in ("name", "last-delivered-id"))
                 if name == self.group and last != "0-0":
                     self.client.set(self.mark_key, last, nx=True)
         return None
@@ -162,7 +162,7 @@ class StreamReader:
     def consumers_with_pending(self) -> dict[str, int]:
         """Pending entries per consumer of the group."""
         found = self.client.xinfo_consumers(self.stream_key, self.group)
-        return {_name(c["name"]): int(c["pending"]) for c in found if int(c["pending"])}
+        return {as_text(c["name"]): int(c["pending"]) for c in found if int(c["pending"])}
 
     def complete(self, batch: Batch, dead_letters: list[tuple[Entry, str]]) -> None:
         """Dead-letter the refused entries, acknowledge the whole batch, forget its manifest: atomically."""
@@ -182,8 +182,9 @@ class StreamReader:
         return bool(self.client.xpending_range(self.stream_key, self.group, "-", "+", 1, consumername=self.consumer))
 
 
-def _name(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def mark_key(stream_key: str, group: str) -> str:
+    """Where the highest archived entry id of ``group`` is kept (see the module docstring)."""
+    return f"{stream_key}:archived:{group}"
 
 
 def is_lost_group(exc: BaseException) -> bool:

@@ -19,6 +19,7 @@ from exporter.decode import decode_bodies
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
 from exporter.query.run import run_query
+from exporter.stream import mark_key
 
 COLUMNS = ["found_in", "entry_id", "job_id", "queue", "enqueue_time", "outcome", "retries", "error_type",
            "error_msg", "worker_id", "trace_id", "reason"]
@@ -27,7 +28,7 @@ _CHUNK = 5000
 
 def find_job(backend: ClickHouseBackend, client: redis.Redis, stream_key: str, group: str, needle: str) -> pa.Table:
     """Rows for every event whose job_id or trace_id is ``needle``, oldest first within each place."""
-    rows = _in_stream(client, stream_key, f"{stream_key}:archived:{group}", needle)
+    rows = _in_stream(client, stream_key, mark_key(stream_key, group), needle)
     rows += _in_dead_letters(client, f"{stream_key}:dlq", needle)
     archived = run_query(backend, f"SELECT job_id, queue, enqueue_time, outcome, retries, error_type, error_msg, "
                                   f"worker_id, trace_id FROM jobs WHERE job_id = {sql_string(needle)} "
