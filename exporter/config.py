@@ -115,7 +115,7 @@ def _url(*schemes: str) -> Callable[[Any], str | None]:
         if scheme not in schemes:
             expected = " or ".join(s + "://" for s in schemes)
             raise ValueError(f"expected a URL starting with {expected}, got {redact(text)!r}")
-        return _local_url(text, scheme) if scheme in _LOCAL_SCHEMES else text
+        return local_url(text, scheme) if scheme in _LOCAL_SCHEMES else text
 
     return parse
 
@@ -123,7 +123,7 @@ def _url(*schemes: str) -> Callable[[Any], str | None]:
 _LOCAL_SCHEMES = {"chdb", "file"}
 
 
-def _local_url(text: str, scheme: str) -> str:
+def local_url(text: str, scheme: str) -> str:
     """Check that a local store's URL names an absolute directory and no host.
 
     Without this, ``chdb://relhost/warm`` silently meant ``/warm`` and ``file://relhost/x`` meant

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
+from exporter.config import local_url
 from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import ConfigError
 from exporter.redact import redact
@@ -22,17 +23,13 @@ def open_backend(url: str, password: str | None = None) -> ClickHouseBackend:
     if parsed.scheme == "chdb":
         from exporter.engine.chdb import ChdbBackend
 
-        path = unquote(parsed.path or "")
-        if parsed.netloc:
-            raise ConfigError(f"clickhouse.url {shown!r} has a host part; a local directory is written chdb:///abs/dir")
-        if not path.startswith("/"):
-            raise ConfigError(f"clickhouse.url {shown!r} needs an absolute data directory, e.g. chdb:///var/lib/archives")
+        try:  # checked when the config is read; again here for stores opened from code
+            path = unquote(urlparse(local_url(url, "chdb")).path)
+        except ValueError as exc:
+            raise ConfigError(f"clickhouse.url {exc}") from None
         return ChdbBackend(path)
     if parsed.scheme in {"clickhouse", "clickhouses"}:
         from exporter.engine.server import NativeBackend
 
-        try:
-            return NativeBackend.from_url(url, password=password)
-        except ConfigError as exc:
-            raise ConfigError(redact(str(exc))) from None
+        return NativeBackend.from_url(url, password=password)  # its errors name the URL without a password
     raise ConfigError(f"clickhouse.url {shown!r}: expected chdb:///dir or clickhouse://user@host:9000/db")
