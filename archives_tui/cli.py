@@ -30,7 +30,7 @@ from exporter.pipeline import ExportPipeline
 from exporter.query import templates
 from exporter.query.explain import explain
 from exporter.query.find import find_job
-from exporter.query.history import HistoryEntry, QueryHistory
+from exporter.query.history import QueryHistory
 from exporter.query.run import Execution
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
@@ -227,22 +227,16 @@ def cmd_query(config: Config, args) -> int:
         limits = Limits(q.max_execution_time, q.max_rows_to_read, args.limit + 1, cut_results=True)
     else:
         limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
-    started, wall = time.perf_counter(), time.time()
-    try:
-        with runtime.open_warm(config) as warm:
-            execution = Execution(warm.backend, sql, limits)
-            try:
-                result = execution.wait()
-            except KeyboardInterrupt:
-                execution.cancel()
-                history.record(HistoryEntry(sql.strip(), wall, time.perf_counter() - started, error="cancelled"))
-                print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
-                return 130
-    except ArchivesError as exc:
-        history.record(HistoryEntry(sql.strip(), wall, time.perf_counter() - started, error=str(exc)))
-        raise
+    started = time.perf_counter()
+    with runtime.open_warm(config) as warm:
+        execution = Execution(warm.backend, sql, limits, history)
+        try:
+            result = execution.wait()
+        except KeyboardInterrupt:
+            execution.cancel()
+            print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
+            return 130
     elapsed = time.perf_counter() - started
-    history.record(HistoryEntry(sql.strip(), wall, elapsed, rows=result.num_rows))
     cut = bool(args.limit) and result.num_rows > args.limit
     if cut:
         result = result.slice(0, args.limit)

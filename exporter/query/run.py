@@ -16,6 +16,7 @@ import pyarrow as pa
 from exporter.engine.interface import ClickHouseBackend, Limits
 from exporter.errors import QueryError
 from exporter.query.guard import check
+from exporter.query.history import HistoryEntry, QueryHistory
 
 
 class LimitExceeded(QueryError):
@@ -64,10 +65,13 @@ class QueryCancelled(QueryError):
 
 class Execution:
     """A query running in a thread of its own, so the caller (the CLI's Ctrl-C, the dashboard's Esc) can
-    cancel it: the engine is told to stop (KILL QUERY), not merely abandoned to run on."""
+    cancel it: the engine is told to stop (KILL QUERY), not merely abandoned to run on. With a
+    ``history``, the query is recorded when it ends, whatever the outcome (a refusal or an error too)."""
 
-    def __init__(self, backend: ClickHouseBackend, sql: str, limits: Limits | None = None) -> None:
+    def __init__(self, backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
+                 history: QueryHistory | None = None) -> None:
         self.backend = backend
+        self.history = history
         self.query_id = uuid.uuid4().hex
         self.cancelled = False
         self._outcome: pa.Table | BaseException | None = None
@@ -75,10 +79,16 @@ class Execution:
         self._thread.start()
 
     def _run(self, sql: str, limits: Limits | None) -> None:
+        started, clock = time.time(), time.perf_counter()
         try:
             self._outcome = run_query(self.backend, sql, limits, self.query_id)
         except BaseException as exc:  # handed to whoever waits
             self._outcome = exc
+        if self.history is not None:
+            outcome = self._outcome
+            error = "cancelled" if self.cancelled else str(outcome) if isinstance(outcome, BaseException) else None
+            rows = outcome.num_rows if isinstance(outcome, pa.Table) else None
+            self.history.record(HistoryEntry(sql.strip(), started, time.perf_counter() - clock, rows, error=error))
 
     @property
     def done(self) -> bool:
