@@ -22,7 +22,7 @@ from exporter.embedded import private_dir, tighten, tighten_tree
 from exporter.engine.catalog import read_catalog
 from exporter.engine.interface import Catalog, Limits
 from exporter.engine.pool import Pool
-from exporter.engine.sql import settings_clause, sql_string
+from exporter.engine.sql import assignments, settings_clause, sql_string
 from exporter.errors import QueryError, StoreBusyError
 
 
@@ -70,9 +70,7 @@ class ChdbBackend:
         if query_id:
             session["log_comment"] = _tag(query_id)
         result = self._run(sql + settings_clause(settings), "ArrowTable", session)
-        if limits and limits.max_result_rows is not None and result.num_rows > limits.max_result_rows:
-            result = result.slice(0, limits.max_result_rows)  # 'break' stops at a block boundary
-        return result
+        return limits.cut(result) if limits else result
 
     def cancel(self, query_id: str) -> bool:
         killed = self._run(f"KILL QUERY WHERE Settings['log_comment'] = {sql_string(_tag(query_id))} SYNC",
@@ -86,7 +84,7 @@ class ChdbBackend:
         with self._pool.lease() as conn:
             try:
                 if session:
-                    conn.query("SET " + settings_clause(session).removeprefix(" SETTINGS "), "CSV")
+                    conn.query("SET " + assignments(session), "CSV")
                 try:
                     return conn.query(sql, fmt)
                 finally:

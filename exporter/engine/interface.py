@@ -29,6 +29,12 @@ class Limits:
     max_result_rows: int | None = None
     cut_results: bool = True
 
+    def cut(self, result: pa.Table) -> pa.Table:
+        """At most ``max_result_rows`` rows: the engine's 'break' stops only at a block boundary."""
+        if self.max_result_rows is not None and result.num_rows > self.max_result_rows:
+            return result.slice(0, self.max_result_rows)
+        return result
+
     def settings(self) -> dict[str, object]:
         settings: dict[str, object] = {}
         if self.max_execution_time is not None:

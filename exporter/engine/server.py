@@ -134,9 +134,7 @@ class NativeBackend:
             arrays.append(pa.array(values, type=arrow_type))
             names.append(name)
         result = pa.Table.from_arrays(arrays, names=names)
-        if limits and limits.max_result_rows is not None and result.num_rows > limits.max_result_rows:
-            result = result.slice(0, limits.max_result_rows)  # 'break' stops at a block boundary
-        return result
+        return limits.cut(result) if limits else result
 
     def cancel(self, query_id: str) -> bool:
         killed = self.query_arrow(f"KILL QUERY WHERE query_id = {sql_string(query_id)} SYNC")

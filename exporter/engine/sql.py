@@ -8,15 +8,14 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def assignments(settings: dict[str, object]) -> str:
+    """``a = 1, b = 'x'``: the list a SETTINGS clause or a SET statement takes."""
+    def literal(value: object) -> str:
+        return sql_string(value) if isinstance(value, str) else str(int(value) if isinstance(value, bool) else value)
+
+    return ", ".join(f"{key} = {literal(value)}" for key, value in settings.items())
+
+
 def settings_clause(settings: dict[str, object] | None) -> str:
     """Render a SETTINGS clause for engines that take settings only in SQL."""
-    if not settings:
-        return ""
-    parts = []
-    for key, value in settings.items():
-        if isinstance(value, str):
-            rendered = sql_string(value)
-        else:
-            rendered = str(int(value) if isinstance(value, bool) else value)
-        parts.append(f"{key} = {rendered}")
-    return " SETTINGS " + ", ".join(parts)
+    return " SETTINGS " + assignments(settings) if settings else ""
