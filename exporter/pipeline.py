@@ -33,6 +33,7 @@ from exporter.config import Config
 from exporter.decode import decode_bodies
 from exporter.memory import release_free_memory
 from exporter.metrics import HEARTBEAT, ExportMetrics, is_alive, publish, read_published
+from exporter.record import with_stored_times
 from exporter.redact import redact
 from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
@@ -345,6 +346,7 @@ class ExportPipeline:
         records = self.sampler.apply(records, batch.batch_id)
         if self.redactor is not None:
             records = self.redactor.apply(records)
+        records = with_stored_times(records)  # once here, rather than in each sink
         return records, [((batch.entry_ids[pos], fields_of(batch.bodies[pos])), reason) for pos, reason in rejects]
 
     # -- retries ---------------------------------------------------------------------------------

@@ -85,9 +85,12 @@ GO_TAG_PREFIX = "go."
 
 
 def with_stored_times(records: pa.Table) -> pa.Table:
-    """``records`` with its times in the tiers' precision (sub-millisecond digits dropped)."""
+    """``records`` with its times in the tiers' precision (sub-millisecond digits dropped); a table
+    already in it is returned as it is, so the pipeline converts once for both sinks."""
     for name in TIME_FIELDS:
         index = records.schema.get_field_index(name)
+        if records.schema.field(index).type == STORED_TIME:
+            continue
         records = records.set_column(index, records.schema.field(index).with_type(STORED_TIME),
                                      pc.cast(records.column(name), STORED_TIME, safe=False))
     return records
