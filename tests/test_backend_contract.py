@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pytest
 
-from exporter.engine.interface import ClickHouseBackend, Limits
+from exporter.engine.interface import ClickHouseBackend, Limits, QueryStats
 from exporter.engine.registry import open_backend
 from exporter.errors import QueryError
 
@@ -118,3 +118,36 @@ def test_catalog_lists_tables_columns_and_functions(backend, table):
     assert [(c.name, c.type) for c in found.columns] == [("id", "UInt32"), ("name", "String")]
     assert {"count", "uniqExact", "toStartOfHour"} <= catalog.functions
     assert "uniqExact" in catalog.aggregate_functions and "toStartOfHour" not in catalog.aggregate_functions
+
+def test_a_result_streams_batch_by_batch_with_what_it_read(backend):
+    stats = QueryStats()
+    reader = backend.query_batches("SELECT number AS n, toString(number) AS s FROM system.numbers LIMIT 250000",
+                                   stats=stats, batch_rows=100000)
+    batches = list(reader)
+    assert all(b.num_rows <= 100000 for b in batches) and sum(b.num_rows for b in batches) == 250000
+    assert reader.schema.names == ["n", "s"] and stats.rows_read >= 250000
+    capped = backend.query_batches("SELECT number AS n FROM system.numbers LIMIT 1000000",
+                                   limits=Limits(max_result_rows=12345), batch_rows=1000)
+    assert capped.read_all().num_rows == 12345
+
+
+def test_an_empty_stream_still_has_its_columns(backend):
+    reader = backend.query_batches("SELECT toUInt8(1) AS x, 'a' AS y FROM system.one WHERE 0")
+    assert reader.schema.names == ["x", "y"] and reader.read_all().num_rows == 0
+    assert backend.query_arrow("SELECT toUInt8(1) AS x FROM system.one WHERE 0").column_names == ["x"]
+
+
+def test_query_stats_report_rows_read(backend):
+    stats = QueryStats()
+    assert backend.query_arrow("SELECT count() FROM (SELECT number FROM system.numbers LIMIT 5000)",
+                               stats=stats).num_rows == 1
+    assert stats.rows_read >= 5000 and stats.bytes_read > 0
+
+
+def test_a_stream_left_part_read_or_unread_frees_its_connection(backend):
+    unread = backend.query_batches("SELECT number FROM system.numbers LIMIT 10", batch_rows=3)
+    del unread
+    endless = backend.query_batches(ENDLESS.replace("count()", "number"), batch_rows=10)
+    next(iter(endless))
+    endless.close()
+    assert backend.query_arrow("SELECT 1 AS x").column(0).to_pylist() == [1]

@@ -11,17 +11,20 @@ protects them; they are also tightened on open (stores of earlier versions) and 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
 from exporter.embedded import private_dir, tighten, tighten_tree
 from exporter.engine.catalog import read_catalog
-from exporter.engine.interface import Catalog, Limits
-from exporter.engine.pool import Pool
+from exporter.engine.interface import Catalog, Limits, QueryStats
+from exporter.engine.pool import Held, Pool
 from exporter.engine.sql import assignments, settings_clause, sql_string
 from exporter.errors import QueryError, StoreBusyError
 
@@ -65,38 +68,107 @@ class ChdbBackend:
         )
 
     def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
-                    query_id: str | None = None) -> pa.Table:
-        session = dict(limits.settings()) if limits else {}
-        if query_id:
-            session["log_comment"] = _tag(query_id)
-        result = self._run(sql + settings_clause(settings), "ArrowTable", session)
-        return limits.cut(result) if limits else result
+                    query_id: str | None = None, stats: QueryStats | None = None) -> pa.Table:
+        with self._session(limits, query_id) as conn:
+            result = self._call(conn.query, sql + settings_clause(settings), "Arrow")
+        if stats is not None:
+            stats.add(result.storage_rows_read(), result.storage_bytes_read())
+        table = _arrow(result)
+        return limits.cut(table) if limits else table
+
+    def query_batches(self, sql: str, *, limits: Limits | None = None, query_id: str | None = None,
+                      stats: QueryStats | None = None, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        query_id = query_id or uuid.uuid4().hex  # to stop the engine if the reader is left part-read
+        session = self._session(limits, query_id)
+        conn = session.__enter__()
+        try:
+            chunks = iter(self._call(conn.send_query, sql, "Arrow"))
+            first = self._call(next, chunks, None)
+        except BaseException:
+            session.__exit__(None, None, None)
+            raise
+        if first is None:  # chdb sends no chunk for an empty result: its columns come from a second run
+            session.__exit__(None, None, None)
+            return pa.RecordBatchReader.from_batches(self.query_arrow(sql, limits=limits).schema, iter(()))
+        table = _arrow(first)
+        left = limits.max_result_rows if limits and limits.max_result_rows is not None else None
+        drained = False
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal left, drained
+            chunk, current = first, table
+            while True:
+                if stats is not None:
+                    stats.add(chunk.storage_rows_read(), chunk.storage_bytes_read())
+                if left is not None:
+                    current = current.slice(0, left)
+                    left -= current.num_rows
+                yield from current.to_batches(max_chunksize=batch_rows)
+                if left == 0:
+                    return
+                chunk = self._call(next, chunks, None)
+                if chunk is None:
+                    drained = True
+                    return
+                current = _arrow(chunk)
+
+        def release() -> None:
+            if not drained:
+                with contextlib.suppress(Exception):  # not SYNC: the query waits for us to read on
+                    self._run(f"KILL QUERY WHERE Settings['log_comment'] = {sql_string(_tag(query_id))} ASYNC",
+                              "CSV")
+                with contextlib.suppress(Exception):
+                    chunks.close()
+            session.__exit__(None, None, None)
+
+        return pa.RecordBatchReader.from_batches(table.schema, Held(batches(), release))
 
     def cancel(self, query_id: str) -> bool:
-        killed = self._run(f"KILL QUERY WHERE Settings['log_comment'] = {sql_string(_tag(query_id))} SYNC",
-                           "ArrowTable")
+        with self._session(None, None) as conn:
+            killed = _arrow(self._call(conn.query, "KILL QUERY WHERE Settings['log_comment'] = "
+                                       f"{sql_string(_tag(query_id))} SYNC", "Arrow"))
         return killed.num_rows > 0
 
     def catalog(self) -> Catalog:
         return read_catalog(self)
 
-    def _run(self, sql: str, fmt: str, session: dict[str, object] | None = None):
+    def _run(self, sql: str, fmt: str) -> None:
+        with self._session(None, None) as conn:
+            self._call(conn.query, sql, fmt)
+
+    @contextlib.contextmanager
+    def _session(self, limits: Limits | None, query_id: str | None) -> Iterator:
+        """A lent connection with the limits and the cancel tag set for this call, and reset after it."""
+        session = dict(limits.settings()) if limits else {}
+        if query_id:
+            session["log_comment"] = _tag(query_id)
         with self._pool.lease() as conn:
+            if session:
+                self._call(conn.query, "SET " + assignments(session), "CSV")
             try:
+                yield conn
+            finally:
                 if session:
-                    conn.query("SET " + assignments(session), "CSV")
-                try:
-                    return conn.query(sql, fmt)
-                finally:
-                    if session:
-                        conn.query("SET " + ", ".join(f"{key} = DEFAULT" for key in session), "CSV")
-            except RuntimeError as exc:  # chdb raises ChdbError, a RuntimeError
-                raise QueryError(_first_line(str(exc))) from None
+                    with contextlib.suppress(QueryError):
+                        self._call(conn.query, "SET " + ", ".join(f"{key} = DEFAULT" for key in session), "CSV")
+
+    @staticmethod
+    def _call(method, *args):
+        try:
+            return method(*args)
+        except RuntimeError as exc:  # chdb raises ChdbError, a RuntimeError
+            raise QueryError(_first_line(str(exc))) from None
 
     def close(self) -> None:
         self._pool.close()
         tighten_tree(self.path)  # what chdb wrote during this session, before the lock is let go
         self._lock_file.close()
+
+
+def _arrow(result) -> pa.Table:
+    """A chdb Arrow result as a table, with its columns even when empty (chdb's own conversion drops them)."""
+    data = result.bytes()
+    return pa.ipc.open_file(pa.BufferReader(data)).read_all() if data else pa.table({})
 
 
 def _tag(query_id: str) -> str:
@@ -105,7 +177,7 @@ def _tag(query_id: str) -> str:
 
 def _first_line(message: str) -> str:
     message = message.strip().splitlines()[0] if message.strip() else "query failed"
-    return message.removeprefix("Code: ").split(". DB::Exception: ", 1)[-1]
+    return message.removeprefix("Streaming query failed: ").removeprefix("Code: ").split(". DB::Exception: ", 1)[-1]
 
 
 def lock_path(data_dir: Path) -> Path:

@@ -47,6 +47,19 @@ class Limits:
         return settings
 
 
+@dataclass
+class QueryStats:
+    """What the engine reports having read for one query (ClickHouse's read_rows and read_bytes): the
+    cost a user sees beside the result. A backend fills it in as the result arrives."""
+
+    rows_read: int = 0
+    bytes_read: int = 0
+
+    def add(self, rows: int, size: int) -> None:
+        self.rows_read += rows
+        self.bytes_read += size
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -88,8 +101,15 @@ class ClickHouseBackend(Protocol):
         """Insert ``data`` into ``table``, matching columns by name."""
 
     def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
-                    query_id: str | None = None) -> pa.Table:
-        """Run a query and return its result as an Arrow table; ``query_id`` lets ``cancel`` find it."""
+                    query_id: str | None = None, stats: QueryStats | None = None) -> pa.Table:
+        """Run a query and return its result as an Arrow table; ``query_id`` lets ``cancel`` find it. The
+        result has its columns even when it has no rows."""
+
+    def query_batches(self, sql: str, *, limits: Limits | None = None, query_id: str | None = None,
+                      stats: QueryStats | None = None, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        """Run a query and hand its result over batch by batch as the engine produces it, so a result
+        larger than memory can be written out; the connection is held until the reader is exhausted or
+        closed. ``stats`` is complete once the reader is exhausted."""
 
     def cancel(self, query_id: str) -> bool:
         """Stop the engine working on a running query (it raises QueryError); False if none was running."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from exporter.errors import BackendUnavailable
 
@@ -50,3 +50,25 @@ class Pool(Generic[Connection]):
         for connection in connections:
             with contextlib.suppress(Exception):
                 self._disconnect(connection)
+
+
+class Held:
+    """A result's batches read on a connection held for them. ``release`` runs exactly once: when the
+    batches are drained, when the reader is closed, or when it is dropped unread; otherwise the pool
+    would lend a connection whose query is still running."""
+
+    def __init__(self, batches: Iterator[Any], release: Callable[[], None]) -> None:
+        self._batches, self._release = batches, release
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self._batches
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    __del__ = release

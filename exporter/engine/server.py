@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -20,8 +20,8 @@ import pyarrow as pa
 from clickhouse_driver import Client, errors
 
 from exporter.engine.catalog import read_catalog
-from exporter.engine.interface import Catalog, Limits
-from exporter.engine.pool import Pool
+from exporter.engine.interface import Catalog, Limits, QueryStats
+from exporter.engine.pool import Held, Pool
 from exporter.engine.sql import sql_string
 from exporter.errors import BackendUnavailable, ConfigError, QueryError
 from exporter.redact import redact
@@ -115,26 +115,61 @@ class NativeBackend:
         self._run(lambda client: client.execute(statement, values, columnar=True, settings=settings))
 
     def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
-                    query_id: str | None = None) -> pa.Table:
+                    query_id: str | None = None, stats: QueryStats | None = None) -> pa.Table:
         sent = {**(limits.settings() if limits else {}), **(settings or {})}
 
-        def query(client: Client) -> tuple[list[Any], list[tuple[str, str]], str]:
+        def query(client: Client) -> pa.Table:
             data, column_types = client.execute(sql, with_column_types=True, columnar=True, settings=sent or None,
                                                 query_id=query_id or "")
-            # The zone naive DateTime values are in, read under the same lock as the query.
-            return data, column_types, client.connection.server_info.get_timezone() or "UTC"
+            if stats is not None:
+                stats.add(client.last_query.progress.rows, client.last_query.progress.bytes)
+            return _table(column_types, data, _server_zone(client))
 
-        data, column_types, server_tz = self._run(query)
-        arrays, names = [], []
-        for index, (name, ch_type) in enumerate(column_types):
-            arrow_type, convert = _arrow_type(ch_type, server_tz)
-            values = data[index] if data else []
-            if convert is not None:
-                values = [None if value is None else convert(value) for value in values]
-            arrays.append(pa.array(values, type=arrow_type))
-            names.append(name)
-        result = pa.Table.from_arrays(arrays, names=names)
+        result = self._run(query)
         return limits.cut(result) if limits else result
+
+    def query_batches(self, sql: str, *, limits: Limits | None = None, query_id: str | None = None,
+                      stats: QueryStats | None = None, batch_rows: int = 65536) -> pa.RecordBatchReader:
+        sent = {**(limits.settings() if limits else {}), "max_block_size": batch_rows}
+        lease = self._pool.lease()
+        client = lease.__enter__()
+        left = limits.max_result_rows if limits and limits.max_result_rows is not None else None
+
+        def call(step: Callable[[], Any]) -> Any:
+            try:
+                return self._guarded(client, step)
+            except BaseException:
+                lease.__exit__(None, None, None)
+                raise
+
+        rows = call(lambda: client.execute_iter(sql, with_column_types=True, settings=sent, query_id=query_id or ""))
+        column_types = call(lambda: next(rows))
+        zone = _server_zone(client)
+        schema = _table(column_types, [], zone).schema
+
+        drained = False
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal left, drained
+            while left is None or left > 0:
+                wanted = batch_rows if left is None else min(left, batch_rows)
+                chunk = self._guarded(client, lambda wanted=wanted: _take(rows, wanted))
+                if left is not None:
+                    left -= len(chunk)
+                if chunk:
+                    yield from _table(column_types, list(zip(*chunk, strict=True)), zone).to_batches()
+                if len(chunk) < wanted:
+                    drained = True
+                    break
+            if stats is not None:
+                stats.add(client.last_query.progress.rows, client.last_query.progress.bytes)
+
+        def release() -> None:
+            if not drained:
+                client.disconnect()  # a stream left part-read: the server stops it, the next call reconnects
+            lease.__exit__(None, None, None)
+
+        return pa.RecordBatchReader.from_batches(schema, Held(batches(), release))
 
     def cancel(self, query_id: str) -> bool:
         killed = self.query_arrow(f"KILL QUERY WHERE query_id = {sql_string(query_id)} SYNC")
@@ -148,17 +183,48 @@ class NativeBackend:
 
     def _run(self, call: Callable[[Client], Any]) -> Any:
         with self._pool.lease() as client:
-            try:
-                return call(client)
-            except errors.ServerException as exc:
-                raise QueryError(server_message(exc.message, exc.code)) from None
-            except _TRANSIENT as exc:
-                client.disconnect()
-                reason = _reason(exc)
-                raise BackendUnavailable(f"ClickHouse server {self.where} is unavailable: {reason}") from None
-            except errors.Error as exc:  # raised by the driver itself, e.g. an unknown Enum value
-                text = (exc.message or type(exc).__name__).replace(_TYPES_CHECK_HINT, "")
-                raise QueryError(_one_line(text)) from None
+            return self._guarded(client, lambda: call(client))
+
+    def _guarded(self, client: Client, step: Callable[[], Any]) -> Any:
+        """``step`` with the driver's errors as ours: what the server said, or that it cannot be reached."""
+        try:
+            return step()
+        except errors.ServerException as exc:
+            raise QueryError(server_message(exc.message, exc.code)) from None
+        except _TRANSIENT as exc:
+            client.disconnect()
+            reason = _reason(exc)
+            raise BackendUnavailable(f"ClickHouse server {self.where} is unavailable: {reason}") from None
+        except errors.Error as exc:  # raised by the driver itself, e.g. an unknown Enum value
+            text = (exc.message or type(exc).__name__).replace(_TYPES_CHECK_HINT, "")
+            raise QueryError(_one_line(text)) from None
+
+
+def _server_zone(client: Client) -> str:
+    """The zone naive DateTime values are in, read on the connection that ran the query."""
+    return client.connection.server_info.get_timezone() or "UTC"
+
+
+def _take(rows: Iterator[tuple], count: int) -> list[tuple]:
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == count:
+            break
+    return chunk
+
+
+def _table(column_types: list[tuple[str, str]], data: list[Any], server_tz: str) -> pa.Table:
+    """The driver's columns (lists of Python values) as Arrow, typed from their ClickHouse types."""
+    arrays, names = [], []
+    for index, (name, ch_type) in enumerate(column_types):
+        arrow_type, convert = _arrow_type(ch_type, server_tz)
+        values = data[index] if data else []
+        if convert is not None:
+            values = [None if value is None else convert(value) for value in values]
+        arrays.append(pa.array(values, type=arrow_type))
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def server_message(message: str, code: int | None = None) -> str:
