@@ -1,7 +1,9 @@
 """Connections lent to one call at a time, made on demand and kept for the next call.
 
 A chdb connection and a clickhouse-driver Client each run one statement at a time; lending each call
-its own lets a user's long query and the exporter's inserts proceed side by side.
+its own lets a user's long query and the exporter's inserts proceed side by side. A connection whose
+call failed is closed, not lent again: chdb passes part of a failed query's output on to the next query
+on the same connection (measured with chdb 4.4).
 """
 
 from __future__ import annotations
@@ -37,10 +39,21 @@ class Pool(Generic[Connection]):
                 self._all.append(connection)
         try:
             yield connection
-        finally:
-            with self._lock:
-                if not self._closed:
-                    self._idle.append(connection)
+        except BaseException:
+            self._discard(connection)  # chdb hands part of a failed query's output to the next one
+            raise
+        with self._lock:
+            if not self._closed:
+                self._idle.append(connection)
+                return
+        self._discard(connection)
+
+    def _discard(self, connection: Connection) -> None:
+        with self._lock:
+            if connection in self._all:
+                self._all.remove(connection)
+        with contextlib.suppress(Exception):
+            self._disconnect(connection)
 
     def close(self) -> None:
         """Disconnect every connection, idle or lent (a lent one's call fails, as a closed store should)."""
