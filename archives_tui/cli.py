@@ -219,8 +219,8 @@ def cmd_query(config: Config, args) -> int:
     if args.save_as:
         history.save_favorite(args.save_as, sql.strip())
     if args.explain:
-        with runtime.open_warm(config) as warm:
-            print(explain(warm.backend, sql))
+        with runtime.query_backend(config) as backend:
+            print(explain(backend, sql))
         return 0
     q = config.query
     if args.limit:  # one more than asked, to know whether the result was cut
@@ -228,8 +228,8 @@ def cmd_query(config: Config, args) -> int:
     else:
         limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
     started = time.perf_counter()
-    with runtime.open_warm(config) as warm:
-        execution = Execution(warm.backend, sql, limits, history)
+    with runtime.query_backend(config) as backend:
+        execution = Execution(backend, sql, limits, history)
         try:
             result = execution.wait()
         except KeyboardInterrupt:
@@ -259,9 +259,9 @@ def cmd_query(config: Config, args) -> int:
 def cmd_find(config: Config, args) -> int:
     client = runtime.connect_redis(config)
     try:
-        with runtime.open_warm(config) as warm:
+        with runtime.query_backend(config) as backend:
             p = config.pipeline
-            found = find_job(warm.backend, client, p.stream_key, p.consumer_group, args.id)
+            found = find_job(backend, client, p.stream_key, p.consumer_group, args.id)
     finally:
         client.close()
     if found.num_rows == 0:
