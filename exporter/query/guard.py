@@ -59,6 +59,7 @@ _TOKEN = re.compile(r"""
 class Token:
     kind: str  # word, quoted, string, number, op
     text: str
+    start: int = 0  # offset in the statement, for a rewrite that splices text
 
     @property
     def upper(self) -> str:
@@ -88,7 +89,7 @@ def tokens(sql: str) -> list[Token]:
         if kind == "heredoc":
             kind = "string"
         if kind not in ("space", "line_comment"):
-            found.append(Token(kind, match.group()))
+            found.append(Token(kind, match.group(), match.start()))
         position = match.end()
     return found
 

@@ -12,6 +12,11 @@ at 00:00 UTC. With an empty warm table every row comes from the cold tier. The c
 record, so each row is counted once: a day is served by one tier only, whatever state retention is in.
 Both tables have exactly jobs_archive's column types (times in milliseconds, outcome as its Enum), so a
 row reads the same whichever tier serves it.
+
+``jobs_between(since=..., until=...)`` is ``jobs`` over a time range, [since, until): the cold side
+reads only the hours of the range before the cutoff, chosen by their hive path before any file is
+opened, and none at all for a range inside the warm window; within a file, row groups are skipped by
+their enqueue_time statistics. The query layer rewrites ``FROM jobs WHERE enqueue_time ...`` into it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import settings_clause, sql_string
 from exporter.record import RECORD_SCHEMA
 
-WARM, COLD, FEDERATED = "jobs_archive", "jobs_cold", "jobs"
+WARM, COLD, FEDERATED, BETWEEN, CUTOFF = "jobs_archive", "jobs_cold", "jobs", "jobs_between", "jobs_cutoff"
 _HIVE = {"year": "UInt16", "month": "UInt8", "day": "UInt8", "hour": "UInt8"}
 
 
@@ -54,8 +59,9 @@ class ColdSource:
     function: str
     settings: dict[str, object] = field(default_factory=dict)
 
-    def select(self, columns: str) -> str:
-        return f"SELECT {columns} FROM {self.function}{settings_clause(self.settings)}"
+    def select(self, columns: str, where: str = "") -> str:
+        condition = f" WHERE {where}" if where else ""
+        return f"SELECT {columns} FROM {self.function}{condition}{settings_clause(self.settings)}"
 
 
 # S3 reads retry 100 times by default: an unreachable endpoint would hang `status` and every query for
@@ -97,4 +103,14 @@ def install(backend: ClickHouseBackend, source: ColdSource, ttl_days: int) -> No
         f"CREATE OR REPLACE VIEW {FEDERATED} AS "
         f"SELECT {names} FROM {WARM} WHERE enqueue_time >= {cutoff} "
         f"UNION ALL SELECT {names} FROM {COLD} WHERE enqueue_time < {cutoff}"
+    )
+    backend.execute(f"CREATE OR REPLACE VIEW {CUTOFF} AS SELECT {cutoff} AS cutoff")
+    since, until = "{since:DateTime64(3, 'UTC')}", "{until:DateTime64(3, 'UTC')}"
+    cold_until = f"least({cutoff}, {until})"
+    hour = "makeDateTime(year, month, day, hour, 0, 0, 'UTC')"  # from the file's path: no file opened
+    backend.execute(
+        f"CREATE OR REPLACE VIEW {BETWEEN} AS "
+        f"SELECT {names} FROM {WARM} WHERE enqueue_time >= greatest({cutoff}, {since}) AND enqueue_time < {until} "
+        f"UNION ALL " + source.select(casts, f"{hour} >= toStartOfHour({since}) AND {hour} < {cold_until} "
+                                             f"AND enqueue_time >= {since} AND enqueue_time < {cold_until}")
     )

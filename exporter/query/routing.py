@@ -1,0 +1,253 @@
+"""Routing a query to the tiers it needs: ``FROM jobs`` with a time range runs as ``jobs_between``.
+
+ClickHouse cannot tell from ``enqueue_time >= X`` which Parquet files to skip: a file's hour is in its
+path, which the engine does not relate to the column. So the bounds a query puts on ``jobs`` are read
+here and handed to the ``jobs_between`` view, which picks cold files by their hive path before opening
+any, and opens none for a range inside the warm window. Only bounds that certainly hold are used:
+conjuncts of the WHERE (or PREWHERE) of a SELECT that reads ``jobs`` alone, comparing ``enqueue_time``
+with an expression the engine evaluates to a constant. Anything else (an OR at that level, a join, a
+CTE named jobs) is left as written: it reads every cold file, which is slower but equally right. The
+user's own conditions still apply in full on top of the view's range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from exporter.engine.interface import ClickHouseBackend
+from exporter.errors import QueryError
+from exporter.query.guard import Token, tokens
+from exporter.tiers.federation import BETWEEN, COLD, CUTOFF, FEDERATED, WARM
+
+WARM_TIER, COLD_TIER = "warm", "cold"
+_WARM_TABLES = {WARM, "queue_hourly_stats", "error_patterns"}
+_CLAUSE_ENDS = {"GROUP", "ORDER", "LIMIT", "HAVING", "SETTINGS", "WINDOW", "QUALIFY", "UNION", "EXCEPT",
+                "INTERSECT", "FORMAT", "INTO", "OFFSET", "WHERE", "PREWHERE"}
+_NOT_ALIASES = _CLAUSE_ENDS | {"FINAL", "SAMPLE", "ARRAY", "LEFT", "RIGHT", "INNER", "FULL", "CROSS", "JOIN",
+                               "GLOBAL", "ANY", "ALL", "ASOF", "SEMI", "ANTI", "PASTE", "ON", "USING"}
+_NOT_CONSTANT = {"SELECT", "AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "IS", "BETWEEN", "GLOBAL"}
+# A bound with now() is worked out here a moment before the query runs: an upper bound gets this slack.
+_SLACK = timedelta(minutes=1)
+_EPOCH, _END = datetime(1970, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Route:
+    """The statement to run and the tiers it reads (empty when it reads no archive table)."""
+
+    sql: str
+    tiers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: int  # offsets of the ``jobs`` token to replace
+    end: int
+    since: datetime | None
+    until: datetime | None
+
+
+def route(backend: ClickHouseBackend, sql: str) -> Route:
+    """``sql`` (already passed by the guard) with each bounded ``FROM jobs`` rewritten, and its tiers."""
+    found = tokens(sql)
+    tables = _tables(found)
+    names = set(tables.values())
+    tiers = {WARM_TIER for name in names if name in _WARM_TABLES} | ({COLD_TIER} if COLD in names else set())
+    if BETWEEN in names:
+        tiers |= {WARM_TIER, COLD_TIER}
+    if FEDERATED not in names:
+        return Route(sql, _ordered(tiers))
+    shadowed = any(t.text.strip("`\"") == FEDERATED and i + 2 < len(found) and found[i + 1].upper == "AS"
+                   and found[i + 2].text == "(" for i, t in enumerate(found))  # WITH jobs AS (...)
+    references = [i for i, name in tables.items() if name == FEDERATED]
+    ranges = [] if shadowed else [r for i in references if (r := _range(backend, found, i, sql))]
+    if len(ranges) < len(references):
+        tiers |= {WARM_TIER, COLD_TIER}
+    if not ranges:
+        return Route(sql, _ordered(tiers))
+    cutoff = _cutoff(backend)
+    for r in ranges:
+        since, until = r.since or _EPOCH, r.until or _END
+        if since < until:
+            tiers |= ({WARM_TIER} if cutoff is None or until > cutoff else set())
+            tiers |= ({COLD_TIER} if cutoff is None or since < cutoff else set())
+    text = sql
+    for r in sorted(ranges, key=lambda r: r.start, reverse=True):
+        call = f"{BETWEEN}(since = '{_literal(r.since or _EPOCH)}', until = '{_literal(r.until or _END)}')"
+        text = text[:r.start] + call + text[r.end:]
+    return Route(text, _ordered(tiers))
+
+
+def _ordered(tiers: set[str]) -> tuple[str, ...]:
+    return tuple(t for t in (WARM_TIER, COLD_TIER) if t in tiers)
+
+
+def _tables(found: list[Token]) -> dict[int, str]:
+    """The tables a statement reads, by token index: names after FROM or JOIN (``db.name`` too)."""
+    tables = {}
+    for i, token in enumerate(found):
+        if token.upper not in ("FROM", "JOIN") or i + 1 >= len(found) or found[i + 1].kind not in ("word", "quoted"):
+            continue
+        name = i + 1
+        if name + 2 < len(found) and found[name + 1].text == "." and found[name + 2].kind in ("word", "quoted"):
+            name += 2
+        tables[name] = found[name].text.strip("`\"")
+    return tables
+
+
+def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> _Range | None:
+    """The bounds on enqueue_time of the SELECT reading ``jobs`` at token ``i``, or None."""
+    if found[i - 1].upper != "FROM" or (i + 1 < len(found) and found[i + 1].text == "("):
+        return None
+    qualifiers = {FEDERATED}
+    j = i + 1
+    if j < len(found) and found[j].upper == "AS":
+        j += 1
+    if j < len(found) and found[j].kind in ("word", "quoted") and found[j].upper not in _NOT_ALIASES:
+        qualifiers.add(found[j].text.strip("`\""))
+        j += 1
+    lowers: list[datetime] = []
+    uppers: list[datetime] = []
+    for clause in _filters(found, j):
+        if clause is None:
+            return None  # a join: enqueue_time may not be this table's
+        for conjunct in clause:
+            bound = _bound(backend, conjunct, qualifiers, sql)
+            if bound:
+                lowers += bound[0]
+                uppers += bound[1]
+    if not lowers and not uppers:
+        return None
+    token = found[i]
+    return _Range(token.start, token.start + len(token.text), max(lowers, default=None),
+                  min(uppers, default=None))
+
+
+def _filters(found: list[Token], j: int) -> list[list[list[Token]] | None]:
+    """The conjuncts of each WHERE / PREWHERE of the SELECT whose FROM list ends before token ``j``;
+    None for a join or a clause with OR at its top level (no bound can be read from it)."""
+    clauses: list[list[list[Token]] | None] = []
+    depth = 0
+    while j < len(found):
+        token = found[j]
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        elif depth == 0 and (token.upper in ("JOIN", "USING") or token.text == ","):
+            return [None]
+        elif depth == 0 and token.upper in ("WHERE", "PREWHERE"):
+            j, conjuncts = _conjuncts(found, j + 1)
+            clauses.append(conjuncts)
+            continue
+        elif depth == 0 and token.upper in _CLAUSE_ENDS:
+            break
+        j += 1
+    return [c for c in clauses if c is not None]
+
+
+def _conjuncts(found: list[Token], j: int) -> tuple[int, list[list[Token]] | None]:
+    """Split a WHERE at its top-level ANDs (an AND after BETWEEN belongs to it); stops at the clause's end."""
+    parts: list[list[Token]] = [[]]
+    depth, between, mixed = 0, False, False
+    while j < len(found):
+        token = found[j]
+        if token.text == "(":
+            depth += 1
+        elif token.text == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        elif depth == 0 and token.upper in _CLAUSE_ENDS:
+            break
+        elif depth == 0 and token.upper in ("OR", "XOR"):
+            mixed = True
+        elif depth == 0 and token.upper == "BETWEEN":
+            between = True
+        elif depth == 0 and token.upper == "AND":
+            if between:
+                between = False
+            else:
+                parts.append([])
+                j += 1
+                continue
+        parts[-1].append(token)
+        j += 1
+    return j, None if mixed else parts
+
+
+def _bound(backend: ClickHouseBackend, conjunct: list[Token], qualifiers: set[str],
+           sql: str) -> tuple[list[datetime], list[datetime]] | None:
+    """Lower and upper bounds from ``enqueue_time <op> constant`` or ``enqueue_time BETWEEN a AND b``."""
+    rest = conjunct
+    if len(rest) > 2 and rest[1].text == "." and rest[0].text.strip("`\"") in qualifiers:
+        rest = rest[2:]
+    if len(rest) < 3 or rest[0].text.strip("`\"") != "enqueue_time":
+        return None
+    op, rest = _operator(rest[1:])
+    if op == "BETWEEN":
+        ands = [k for k, t in enumerate(rest) if t.upper == "AND"]
+        if len(ands) != 1:
+            return None
+        low, high = _constant(backend, rest[:ands[0]], sql), _constant(backend, rest[ands[0] + 1:], sql)
+        return ([low] if low else [], [_upper(high, inclusive=True)] if high else [])
+    value = _constant(backend, rest, sql) if op else None
+    if value is None:
+        return None
+    if op in (">", ">="):
+        return [value], []
+    if op in ("<", "<="):
+        return [], [_upper(value, inclusive=op == "<=")]
+    return [value], [_upper(value, inclusive=True)]  # =
+
+
+def _operator(rest: list[Token]) -> tuple[str | None, list[Token]]:
+    first = rest[0].text
+    if rest[0].upper == "BETWEEN":
+        return "BETWEEN", rest[1:]
+    if first in "<>" and len(rest) > 1 and rest[1].text == "=":
+        return first + "=", rest[2:]
+    if first == "=" and len(rest) > 1 and rest[1].text == "=":
+        return "=", rest[2:]
+    if first in ("<", ">", "="):
+        following = rest[1].text if len(rest) > 1 else ""
+        return (None, rest) if following in ("<", ">") else (first, rest[1:])
+    return None, rest
+
+
+def _constant(backend: ClickHouseBackend, expression: list[Token], sql: str) -> datetime | None:
+    """The expression's value as a time, if it is a constant the engine can evaluate on its own."""
+    if not expression or any(t.kind == "word" and t.upper in _NOT_CONSTANT for t in expression) or any(
+            t.kind == "op" and t.text in "<>=!" for t in expression):
+        return None
+    last = expression[-1]
+    text = sql[expression[0].start:last.start + len(last.text)]
+    try:
+        micros = backend.query_arrow(f"SELECT toUnixTimestamp64Micro(toDateTime64({text}, 6, 'UTC')) AS t")
+    except QueryError:
+        return None  # it reads a column, or is no time at all: no bound from it
+    return _EPOCH + timedelta(microseconds=micros.column(0)[0].as_py())
+
+
+def _upper(value: datetime | None, inclusive: bool) -> datetime | None:
+    """An exclusive upper bound in whole milliseconds, with slack for now() moving on."""
+    if value is None:
+        return None
+    whole = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    step = timedelta(milliseconds=1) if inclusive or whole != value else timedelta(0)
+    return min(whole + step + _SLACK, _END)
+
+
+def _cutoff(backend: ClickHouseBackend) -> datetime | None:
+    try:
+        value = backend.query_arrow(f"SELECT toUnixTimestamp64Milli(cutoff) AS t FROM {CUTOFF}").column(0)[0].as_py()
+    except QueryError:
+        return None
+    return _EPOCH + timedelta(milliseconds=value)
+
+
+def _literal(value: datetime) -> str:
+    return max(value, _EPOCH).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
