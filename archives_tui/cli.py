@@ -7,18 +7,22 @@ non-zero; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
 
-from archives_tui.render import FORMATS, render
+from archives_tui.render import FORMATS, human_size, render
 from archives_tui.status_view import status_text
 from exporter import runtime
 from exporter.config import Config, load_config
@@ -27,11 +31,11 @@ from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
-from exporter.query import templates
+from exporter.query import templates, writers
 from exporter.query.explain import explain
 from exporter.query.find import find_job
 from exporter.query.history import QueryHistory
-from exporter.query.run import Execution
+from exporter.query.run import Execution, QueryResult
 from exporter.redact import RedactingFilter
 from exporter.seed import seed_stream
 from exporter.status import collect
@@ -39,6 +43,10 @@ from exporter.status import collect
 
 class UsageError(ArchivesError):
     """A command-line argument is invalid."""
+
+
+class QueryInterrupted(Exception):
+    """Ctrl-C during a query, after the engine was told to stop."""
 
 
 def _fraction(text: str) -> float:
@@ -139,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArchivesError as exc:
         print(f"archives: {exc}", file=sys.stderr)
         return 2
+    except QueryInterrupted:
+        print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         return 130
 
@@ -223,37 +234,71 @@ def cmd_query(config: Config, args) -> int:
             print(explain(backend, sql))
         return 0
     q = config.query
-    if args.limit:  # one more than asked, to know whether the result was cut
-        limits = Limits(q.max_execution_time, q.max_rows_to_read, args.limit + 1, cut_results=True)
-    else:
-        limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows, cut_results=False)
     started = time.perf_counter()
-    with runtime.query_backend(config) as backend:
-        execution = Execution(backend, sql, limits, history)
-        try:
-            result = execution.wait()
-        except KeyboardInterrupt:
-            execution.cancel()
-            print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
-            return 130
-    elapsed = time.perf_counter() - started
-    cut = bool(args.limit) and result.num_rows > args.limit
-    if cut:
-        result = result.slice(0, args.limit)
-    if args.output:
-        try:
-            with open(args.output, "wb") as out:
-                render(result, args.format, out)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
-        render(result, args.format, sys.stdout.buffer)
+    if args.format == "table":  # shown whole: the engine cuts it at --limit or query.max_result_rows
+        wanted = args.limit + 1 if args.limit else q.max_result_rows  # one more, to know it was cut
+        limits = Limits(q.max_execution_time, q.max_rows_to_read, wanted, cut_results=bool(args.limit))
+        with runtime.query_backend(config) as backend:
+            result = _wait(Execution(backend, sql, limits, history))
+        table = result.table.slice(0, args.limit) if args.limit else result.table
+        cut = table.num_rows < result.rows
+        render(table, "table", sys.stdout.buffer)
         sys.stdout.flush()
-    where = f" to {args.output}" if args.output else ""
-    more = f" (cut at --limit {args.limit}: there are more)" if cut else ""
-    rows = f"{result.num_rows:,} row{'' if result.num_rows == 1 else 's'}"
-    print(f"{rows}{where} in {elapsed:.2f}s{more}", file=sys.stderr)
+    else:  # written as it arrives, any size: the rows-read and time limits still hold
+        limits = Limits(q.max_execution_time, q.max_rows_to_read)
+        outcome: dict[str, bool] = {}
+
+        def write(reader) -> int:
+            with _output(args.output) as out:
+                written, outcome["cut"] = writers.write_batches(reader, args.format, out, args.limit)
+            return written
+
+        with runtime.query_backend(config) as backend:
+            result = _wait(Execution(backend, sql, limits, history, consume=write))
+        cut = outcome.get("cut", False)
+    print(_summary(result, time.perf_counter() - started, args.output, args.limit if cut else None), file=sys.stderr)
     return 0
+
+
+def _wait(execution: Execution) -> QueryResult:
+    """The execution's result; on Ctrl-C the engine is told to stop before the interrupt goes on."""
+    try:
+        return execution.wait()
+    except KeyboardInterrupt:
+        execution.cancel()
+        raise QueryInterrupted from None
+
+
+@contextlib.contextmanager
+def _output(path: str | None) -> Iterator[BinaryIO]:
+    """Standard output, or ``path`` written whole or not at all: rows go to a private temporary file
+    beside it, renamed into place once the export finished (an export holds job data: owner-only)."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            yield out
+        part.replace(target)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _summary(result: QueryResult, elapsed: float, output: str | None, cut_at: int | None) -> str:
+    """Rows, where they went, time, the tiers that served them and what the engine read."""
+    rows = f"{result.rows if cut_at is None else cut_at:,} row{'' if result.rows == 1 else 's'}"
+    where = f" to {output}" if output else ""
+    tiers = "+".join(result.tiers) or "no archive table"
+    read = f"{result.stats.rows_read:,} rows, {human_size(result.stats.bytes_read)} read"
+    more = f" (cut at --limit {cut_at}: there are more)" if cut_at is not None else ""
+    return f"{rows}{where} in {elapsed:.2f}s · {tiers} · {read}{more}"
 
 
 def cmd_find(config: Config, args) -> int:

@@ -24,6 +24,17 @@ def render(result: pa.Table, fmt: str, out: BinaryIO) -> None:
         writers.write(result, fmt, out)
 
 
+def human_size(n: float | None) -> str:
+    """``1.5 MiB``; ``?`` when unknown."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def _cell(value) -> str:
     if value is None:
         return "NULL"

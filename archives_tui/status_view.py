@@ -6,15 +6,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+from archives_tui.render import human_size
 
 
 def _when(timestamp: float | None, now: float | None = None) -> str:
@@ -40,7 +32,7 @@ def _tier_line(name: str, tier: dict) -> str:
         return f"{name:<6} {where}\n       {tier['state'].upper()}: {tier.get('reason')}"
     span = f"{tier['oldest']} .. {tier['newest']}" if tier.get("oldest") else "empty"
     extra = f", {tier['detail']}" if tier.get("detail") else ""
-    return f"{name:<6} {where}\n       {tier['records']:,} records, {_size(tier['bytes'])}{extra}; {span}"
+    return f"{name:<6} {where}\n       {tier['records']:,} records, {human_size(tier['bytes'])}{extra}; {span}"
 
 
 def _stream_line(s: dict) -> str:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from archives_tui.cli import main
-from exporter.query.writers import write
+from exporter.query.writers import write, write_batches
 from exporter.seed import seed_stream
 from tests.test_outages import ROOT, write_config
 
@@ -105,3 +105,36 @@ def test_maps_are_objects_and_pairs_stay_pairs_in_json():
     write(result, "json", out)
     assert json.loads(out.getvalue()) == [{"tags": {"env": "prod"}, "pairs": [{"k": "a", "v": "b"}]},
                                           {"tags": {}, "pairs": []}]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "parquet"])
+def test_a_result_of_many_batches_reads_back_whole(fmt):
+    rows = 25_000
+    table = pa.table({"n": pa.array(range(rows), pa.int64()),
+                      "tags": pa.array([[("k", str(i % 7))] for i in range(rows)], pa.map_(pa.string(), pa.string()))})
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=4096))
+    out = io.BytesIO()
+    assert write_batches(reader, fmt, out) == (rows, False)
+    data = out.getvalue()
+    tags = [{"k": str(i % 7)} for i in range(rows)]
+    if fmt == "parquet":
+        assert pq.read_table(io.BytesIO(data)).equals(table)
+        return
+    if fmt in ("json", "jsonl"):
+        back = json.loads(data) if fmt == "json" else [json.loads(line) for line in data.splitlines()]
+        assert [r["n"] for r in back] == list(range(rows)) and [r["tags"] for r in back] == tags
+        return
+    lines = data.decode().splitlines()
+    assert len(lines) == rows + 1
+    cells = [line.split("," if fmt == "csv" else "\t", 1) for line in lines[1:]]
+    assert [int(n) for n, _ in cells] == list(range(rows))
+    texts = [t.strip('"').replace('""', '"') for _, t in cells] if fmt == "csv" else [t for _, t in cells]
+    assert [json.loads(t) for t in texts] == tags
+
+
+def test_an_export_stops_at_its_limit_and_says_there_is_more():
+    table = pa.table({"n": pa.array(range(10_000), pa.int64())})
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=3000))
+    out = io.BytesIO()
+    assert write_batches(reader, "jsonl", out, limit=4500) == (4500, True)
+    assert [json.loads(line)["n"] for line in out.getvalue().splitlines()] == list(range(4500))

@@ -26,8 +26,6 @@ ENDLESS = "SELECT count() FROM system.numbers WHERE number % 7 = 3"  # no estima
      "the query ran longer than 1s and was stopped (query.max_execution_time)"),
     ({"max_rows_to_read": 1000}, "SELECT count() FROM numbers(10000000)",
      "the query would read more than 1,000 rows and was stopped (query.max_rows_to_read)"),
-    ({"max_result_rows": 10}, "SELECT number FROM numbers(100000)",
-     "the result has more than 10 rows (query.max_result_rows): add a LIMIT"),
 ])
 def test_a_limit_hit_is_one_sentence_and_exit_2(config, tmp_path, capsys, limits, sql, sentence):
     config_file = write_config(tmp_path / "archives.yaml", config, query=limits)
@@ -35,7 +33,19 @@ def test_a_limit_hit_is_one_sentence_and_exit_2(config, tmp_path, capsys, limits
     assert main(["--config", str(config_file), "query", sql, "--format", "csv", "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"archives: {sentence}") and err.count("\n") == 1
-    assert not out.exists()  # nothing half-written
+    assert not out.exists() and not list(tmp_path.glob("*.part"))  # nothing half-written
+
+
+def test_a_shown_result_stops_at_max_result_rows_but_an_export_streams_on(config, tmp_path, capsys):
+    config_file = write_config(tmp_path / "archives.yaml", config, query={"max_result_rows": 10})
+    sql = "SELECT number FROM numbers(100000)"
+    assert main(["--config", str(config_file), "query", sql]) == 2
+    err = capsys.readouterr().err
+    assert err == "archives: the result has more than 10 rows (query.max_result_rows): add a LIMIT or an aggregation\n"
+    out = tmp_path / "all.csv"
+    assert main(["--config", str(config_file), "query", sql, "--format", "csv", "--output", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 100001
+    assert capsys.readouterr().err.startswith(f"100,000 rows to {out} in ")
 
 
 def test_cancel_stops_the_engine(warm):

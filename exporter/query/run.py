@@ -10,36 +10,100 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from exporter.engine.interface import ClickHouseBackend, Limits
+from exporter.engine.interface import ClickHouseBackend, Limits, QueryStats
 from exporter.errors import QueryError
 from exporter.query.guard import check
 from exporter.query.history import HistoryEntry, QueryHistory
+from exporter.query.routing import Route, route
 
 
 class LimitExceeded(QueryError):
     """The engine stopped a query at one of the configured limits."""
 
 
-def run_query(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
-              query_id: str | None = None) -> pa.Table:
-    """Run one read-only statement; any other is refused (QueryRefused) before anything runs."""
+@dataclass
+class QueryResult:
+    """A result and what it took: the tiers that served it, the time, and what the engine read. An
+    export has written its rows as they came and holds no table."""
+
+    table: pa.Table | None
+    rows: int
+    tiers: tuple[str, ...]
+    elapsed: float
+    stats: QueryStats = field(default_factory=QueryStats)
+
+
+def prepare(backend: ClickHouseBackend, sql: str) -> Route:
+    """What runs for ``sql``: refused (QueryRefused) before anything reaches the engine unless the guard
+    lets it through; then routed to the tiers its time range needs, with Enum columns as names."""
     statement = check(sql)
-    text = statement.sql
-    if statement.kind in ("SELECT", "WITH"):
-        described = backend.query_arrow(f"DESCRIBE TABLE ({text})")
-        enums = [name for name, kind in zip(described.column("name").to_pylist(),
-                                            described.column("type").to_pylist(), strict=True)
-                 if "Enum8(" in kind or "Enum16(" in kind]
-        if enums:
-            replaced = ", ".join(f"toString(`{name}`) AS `{name}`" for name in enums)
-            text = f"SELECT * REPLACE ({replaced}) FROM ({text})"
+    if statement.kind not in ("SELECT", "WITH", "EXPLAIN"):
+        return Route(statement.sql, ())
+    routed = route(backend, statement.sql)
+    if statement.kind == "EXPLAIN":
+        return routed
+    text = routed.sql
+    described = backend.query_arrow(f"DESCRIBE TABLE ({text})")
+    enums = [name for name, kind in zip(described.column("name").to_pylist(),
+                                        described.column("type").to_pylist(), strict=True)
+             if "Enum8(" in kind or "Enum16(" in kind]
+    if enums:
+        replaced = ", ".join(f"toString(`{name}`) AS `{name}`" for name in enums)
+        text = f"SELECT * REPLACE ({replaced}) FROM ({text})"
+    return Route(text, routed.tiers)
+
+
+def run(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
+        query_id: str | None = None) -> QueryResult:
+    """Run one read-only statement and return its result with what it took."""
+    clock = time.perf_counter()
+    planned = prepare(backend, sql)
+    stats = QueryStats()
     try:
-        return backend.query_arrow(text, limits=limits, query_id=query_id)
+        table = backend.query_arrow(planned.sql, limits=limits, query_id=query_id, stats=stats)
     except QueryError as exc:
         raise _named_limit(exc, limits) or exc from None
+    return QueryResult(table, table.num_rows, planned.tiers, time.perf_counter() - clock, stats)
+
+
+def run_query(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
+              query_id: str | None = None) -> pa.Table:
+    """The result alone (see ``run``)."""
+    return run(backend, sql, limits, query_id).table  # type: ignore[return-value]
+
+
+def stream(backend: ClickHouseBackend, sql: str, limits: Limits | None = None, query_id: str | None = None,
+           stats: QueryStats | None = None) -> tuple[pa.RecordBatchReader, Route]:
+    """Run one read-only statement and hand its result over batch by batch (for exports of any size)."""
+    planned = prepare(backend, sql)
+    try:
+        reader = backend.query_batches(planned.sql, limits=limits, query_id=query_id, stats=stats)
+    except QueryError as exc:
+        raise _named_limit(exc, limits) or exc from None
+    return _LimitNamed(reader, limits).reader(), planned
+
+
+class _LimitNamed:
+    """A reader whose errors mid-stream name the limit that stopped it, like ``run``'s."""
+
+    def __init__(self, reader: pa.RecordBatchReader, limits: Limits | None) -> None:
+        self._reader, self._limits = reader, limits
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self._reader.schema, self._batches())
+
+    def _batches(self):
+        try:
+            yield from self._reader
+        except QueryError as exc:
+            raise _named_limit(exc, self._limits) or exc from None
+        finally:
+            self._reader.close()
 
 
 def _named_limit(exc: QueryError, limits: Limits | None) -> LimitExceeded | None:
@@ -66,35 +130,51 @@ class QueryCancelled(QueryError):
 class Execution:
     """A query running in a thread of its own, so the caller (the CLI's Ctrl-C, the dashboard's Esc) can
     cancel it: the engine is told to stop (KILL QUERY), not merely abandoned to run on. With a
-    ``history``, the query is recorded when it ends, whatever the outcome (a refusal or an error too)."""
+    ``history``, the query is recorded when it ends, whatever the outcome (a refusal or an error too).
+
+    ``consume`` turns the reader into the outcome: by default the whole result as a QueryResult; an
+    export passes a writer, so rows go to the file as they arrive (the outcome is then its row count).
+    """
 
     def __init__(self, backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
-                 history: QueryHistory | None = None) -> None:
+                 history: QueryHistory | None = None,
+                 consume: Callable[[pa.RecordBatchReader], int] | None = None) -> None:
         self.backend = backend
         self.history = history
         self.query_id = uuid.uuid4().hex
         self.cancelled = False
-        self._outcome: pa.Table | BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(sql, limits), name="archives-query", daemon=True)
+        self._outcome: QueryResult | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(sql, limits, consume), name="archives-query",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, sql: str, limits: Limits | None) -> None:
+    def _run(self, sql: str, limits: Limits | None, consume: Callable[[pa.RecordBatchReader], int] | None) -> None:
         started, clock = time.time(), time.perf_counter()
+        tiers: tuple[str, ...] = ()
+        rows = None
         try:
-            self._outcome = run_query(self.backend, sql, limits, self.query_id)
+            if consume is None:
+                self._outcome = run(self.backend, sql, limits, self.query_id)
+                tiers, rows = self._outcome.tiers, self._outcome.rows
+            else:
+                stats = QueryStats()
+                reader, planned = stream(self.backend, sql, limits, self.query_id, stats)
+                tiers = planned.tiers
+                rows = consume(reader)
+                self._outcome = QueryResult(None, rows, tiers, time.perf_counter() - clock, stats)
         except BaseException as exc:  # handed to whoever waits
             self._outcome = exc
         if self.history is not None:
             outcome = self._outcome
             error = "cancelled" if self.cancelled else str(outcome) if isinstance(outcome, BaseException) else None
-            rows = outcome.num_rows if isinstance(outcome, pa.Table) else None
-            self.history.record(HistoryEntry(sql.strip(), started, time.perf_counter() - clock, rows, error=error))
+            self.history.record(HistoryEntry(sql.strip(), started, time.perf_counter() - clock,
+                                             None if error else rows, tiers, error=error))
 
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
 
-    def wait(self, timeout: float | None = None) -> pa.Table:
+    def wait(self, timeout: float | None = None) -> QueryResult:
         """The result; raises what the query raised, or QueryCancelled after ``cancel``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive() and (deadline is None or time.monotonic() < deadline):
