@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArchivesError as exc:
         print(f"archives: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except QueryInterrupted:
         print("archives: query cancelled; the engine stopped working on it", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
 from exporter.errors import QueryError
 from exporter.query.guard import QueryRefused, check
+from exporter.query.routing import route
 
 
 def explain(backend: ClickHouseBackend, sql: str) -> str:
@@ -17,12 +18,14 @@ def explain(backend: ClickHouseBackend, sql: str) -> str:
     statement = check(sql)
     if statement.kind not in ("SELECT", "WITH"):
         raise QueryRefused(f"--explain applies to SELECT and WITH statements, not {statement.kind}")
-    plan = backend.query_arrow(f"EXPLAIN indexes = 1 {statement.sql}").column(0).to_pylist()
+    routed = route(backend, statement.sql)  # the plan of what would run, tiers pruned as they would be
+    plan = backend.query_arrow(f"EXPLAIN indexes = 1 {routed.sql}").column(0).to_pylist()
     try:
-        estimates = backend.query_arrow(f"EXPLAIN ESTIMATE {statement.sql}").to_pylist()
+        estimates = backend.query_arrow(f"EXPLAIN ESTIMATE {routed.sql}").to_pylist()
     except QueryError:  # an engine without EXPLAIN ESTIMATE: the plan alone
         estimates = []
-    lines = [*plan, *(f"estimate: {e['database']}.{e['table']}: {e['rows']:,} rows to read in {e['parts']} parts, "
+    tiers = f"tiers: {' + '.join(routed.tiers) or 'none'}"
+    lines = [tiers, *plan, *(f"estimate: {e['database']}.{e['table']}: {e['rows']:,} rows to read in {e['parts']} parts, "
                       f"{e['marks']} marks" for e in estimates)]
     return "\n".join(lines)
 
