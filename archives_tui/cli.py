@@ -208,13 +208,14 @@ def cmd_export(config: Config, args) -> int:
     return 0
 
 
-def _statement(args) -> str:
+def _statement(config: Config, args) -> str:
     """The SQL from the argument, a file, standard input or a template: exactly one of them."""
     if sum(x is not None for x in (args.sql, args.file, args.template)) != 1:
         raise UsageError("give the statement as an argument, with -f FILE (or -f - for standard input), "
                          "or with --template NAME")
     if args.template is not None:
-        return templates.render(args.template, templates.parse_params(args.param))
+        return templates.render(args.template, templates.parse_params(args.param),
+                                templates.available(config.query.templates))
     if args.param:
         raise UsageError("--param goes with --template")
     if args.file is None:
@@ -228,7 +229,7 @@ def _statement(args) -> str:
 def cmd_query(config: Config, args) -> int:
     if args.format == "parquet" and not args.output and sys.stdout.isatty():
         raise UsageError("--format parquet writes binary data: add --output FILE")
-    sql = _statement(args)
+    sql = _statement(config, args)
     history = QueryHistory(data_dir())
     if args.save_as:
         history.save_favorite(args.save_as, sql.strip())
@@ -321,9 +322,10 @@ def cmd_find(config: Config, args) -> int:
 
 
 def cmd_templates(config: Config, args) -> int:
+    among = templates.available(config.query.templates)
     rows = [{"name": t.name, "title": t.title, "what": t.description,
-             "defaults": ", ".join(f"{k}={v}" for k, v in t.defaults.items()), "sql": templates.render(t.name)}
-            for t in templates.TEMPLATES.values()]
+             "defaults": ", ".join(f"{k}={v}" for k, v in t.defaults.items()),
+             "sql": templates.render(t.name, among=among)} for t in among.values()]
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
     else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -204,11 +206,65 @@ class RetentionConfig:
     compression_codec: str = _setting("ZSTD", _choice("ZSTD", "LZ4", "GZIP", "SNAPPY", "NONE"), "Parquet codec")
 
 
+_TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_TEMPLATE_FIELDS = {"sql", "title", "description", "defaults"}
+TEMPLATE_PARAMETERS = ("since", "until", "queue", "tenant", "min_jobs")
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A user's own query template from the config file (the query layer renders it like the seed's)."""
+
+    name: str
+    sql: str
+    title: str
+    description: str
+    defaults: tuple[tuple[str, str], ...]
+
+
+def _user_templates(value: Any) -> tuple[TemplateSpec, ...]:
+    """``name: {sql, title?, description?, defaults?}``; the SQL may use {where} and {min_jobs}."""
+    if isinstance(value, str):  # from the environment: YAML text
+        value = yaml.safe_load(value)
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of template names to {sql, title, description, defaults}")
+    specs = []
+    for name, spec in value.items():
+        if not isinstance(name, str) or not _TEMPLATE_NAME.fullmatch(name):
+            raise ValueError(f"template name {name!r}: use lower-case letters, digits, '-' and '_'")
+        if isinstance(spec, str):
+            spec = {"sql": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("sql"), str) or not spec["sql"].strip():
+            raise ValueError(f"template {name}: expected a mapping with a non-empty 'sql'")
+        unknown = sorted(set(spec) - _TEMPLATE_FIELDS)
+        if unknown:
+            raise ValueError(f"template {name}: unknown field {unknown[0]!r} "
+                             f"(fields: {', '.join(sorted(_TEMPLATE_FIELDS))})")
+        try:
+            fields_used = {field_name for _, field_name, _, _ in string.Formatter().parse(spec["sql"]) if field_name}
+        except ValueError as exc:
+            raise ValueError(f"template {name}: sql: {exc} (write a literal brace as {{{{ or }}}})") from None
+        if fields_used - {"where", "min_jobs"}:
+            raise ValueError(f"template {name}: sql may use {{where}} and {{min_jobs}}, not "
+                             f"{{{sorted(fields_used - {'where', 'min_jobs'})[0]}}}")
+        defaults = spec.get("defaults") or {}
+        if not isinstance(defaults, dict) or set(defaults) - set(TEMPLATE_PARAMETERS):
+            raise ValueError(f"template {name}: defaults may set {', '.join(TEMPLATE_PARAMETERS)}")
+        specs.append(TemplateSpec(name, spec["sql"].strip(), str(spec.get("title") or name),
+                                  str(spec.get("description") or ""),
+                                  tuple((str(k), str(v)) for k, v in defaults.items())))
+    return tuple(specs)
+
+
 @dataclass(frozen=True)
 class QueryConfig:
     max_execution_time: float = _setting(300.0, _duration, "a query running longer is stopped by the engine")
     max_rows_to_read: int = _setting(10_000_000_000, _int(1), "a query reading more rows is stopped")
     max_result_rows: int = _setting(1_000_000, _int(1), "a query returning more rows is refused (add a LIMIT)")
+    templates: tuple[TemplateSpec, ...] = _setting((), _user_templates,
+                                                   "your own templates: name: {sql, title, description, defaults}")
 
 
 @dataclass(frozen=True)
@@ -361,6 +417,8 @@ def render_example() -> str:
                 shown = format_duration(value)
             elif value is None:
                 shown = "null"
+            elif spec.metadata["parse"] is _user_templates:
+                shown = "{}"
             elif isinstance(value, bool):
                 shown = str(value).lower()
             elif spec.metadata["parse"] in (parse_size, _size):

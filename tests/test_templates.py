@@ -79,3 +79,38 @@ def test_the_cli_lists_and_runs_templates(config, redis_client, tmp_path, capsys
     assert capsys.readouterr().out.startswith('"queue","outcome","jobs"')
     assert main(["--config", str(config_file), "query", "--template", "nope"]) == 2
     assert "no template 'nope'" in capsys.readouterr().err
+
+
+def test_a_users_own_template_from_the_config_file_lists_and_runs(archive, config, tmp_path, capsys):  # noqa: F811
+    warm, cold = archive
+    own = {"failures-by-tenant": {
+        "title": "Failures by tenant", "description": "failed jobs per tenant",
+        "sql": "SELECT tenant_id, count() AS failed FROM jobs WHERE {where} AND outcome = 'failed' "
+               "GROUP BY tenant_id ORDER BY tenant_id",
+        "defaults": {"since": "61d"}}}
+    config_file = write_config(tmp_path / "archives.yaml", config, query={"templates": own},
+                               retention={"clickhouse_ttl": "30d"})
+    warm.close()  # the CLI opens the store itself
+    assert main(["--config", str(config_file), "templates", "--format", "json"]) == 0
+    listed = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    assert listed["failures-by-tenant"]["title"] == "Failures by tenant" and "queue-health" in listed
+    assert main(["--config", str(config_file), "query", "--template", "failures-by-tenant", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    table = cold_table(cold)
+    expected = Counter(t for t, o in zip(table.column("tenant_id").to_pylist(), table.column("outcome").to_pylist(),
+                                         strict=True) if o == "failed")
+    assert {r["tenant_id"]: r["failed"] for r in rows} == dict(expected)
+
+
+@pytest.mark.parametrize(("own", "message"), [
+    ({"queue-health": {"sql": "SELECT 1"}}, "'queue-health' is the name of a built-in template"),
+    ({"Bad Name": {"sql": "SELECT 1"}}, "template name 'Bad Name'"),
+    ({"x": {"sql": "SELECT {colour}"}}, "may use {where} and {min_jobs}, not {colour}"),
+    ({"x": {"sql": "SELECT 1", "defaults": {"colour": "red"}}}, "defaults may set since, until"),
+    ({"x": {"title": "no sql"}}, "expected a mapping with a non-empty 'sql'"),
+])
+def test_a_bad_own_template_is_one_sentence(config, tmp_path, capsys, own, message):
+    config_file = write_config(tmp_path / "archives.yaml", config, query={"templates": own})
+    assert main(["--config", str(config_file), "templates"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.config import TEMPLATE_PARAMETERS, TemplateSpec
 from exporter.engine.sql import sql_string
 from exporter.errors import ArchivesError
 from exporter.units import parse_duration
@@ -94,14 +95,27 @@ HAVING success_count + failure_count >= {min_jobs}
 ORDER BY failure_count / (success_count + failure_count) DESC""", {"since": "24h", "min_jobs": "100"}),
 ]}
 
-_PARAMETERS = {"since", "until", "queue", "tenant", "min_jobs"}
+_PARAMETERS = set(TEMPLATE_PARAMETERS)
 
 
-def render(name: str, params: dict[str, str] | None = None) -> str:
+def available(own: tuple[TemplateSpec, ...] = ()) -> dict[str, Template]:
+    """The seed's templates, then the user's own from the config file (query.templates)."""
+    found = dict(TEMPLATES)
+    for spec in own:
+        if spec.name in TEMPLATES:
+            raise TemplateError(f"query.templates: {spec.name!r} is the name of a built-in template; "
+                                "give yours another name")
+        found[spec.name] = Template(spec.name, spec.title, spec.description, spec.sql,
+                                    {"since": "7d", **dict(spec.defaults)})
+    return found
+
+
+def render(name: str, params: dict[str, str] | None = None, among: dict[str, Template] | None = None) -> str:
     """The template's SQL with its parameters (defaults where not given) as literals."""
-    template = TEMPLATES.get(name)
+    among = TEMPLATES if among is None else among
+    template = among.get(name)
     if template is None:
-        raise TemplateError(f"no template {name!r} (templates: {', '.join(TEMPLATES)})")
+        raise TemplateError(f"no template {name!r} (templates: {', '.join(among)})")
     given = dict(params or {})
     unknown = sorted(set(given) - _PARAMETERS)
     if unknown:
