@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archives_tui.cli import main
+from exporter.config import TemplateSpec
 from exporter.query import templates
 from exporter.query.run import run_query
 from tests.helpers import cold_table
@@ -114,3 +115,14 @@ def test_a_bad_own_template_is_one_sentence(config, tmp_path, capsys, own, messa
     assert main(["--config", str(config_file), "templates"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_one_catalog_call_gives_tables_columns_functions_and_templates(archive):  # noqa: F811
+    warm, _ = archive
+    own = (TemplateSpec("mine", "SELECT 1", "Mine", "", ()),)
+    found = templates.catalog(warm.backend, own)
+    assert found.templates[:2] == ("queue-health", "error-investigation") and found.templates[-1] == "mine"
+    jobs = found.table("jobs")
+    assert jobs is not None and ("enqueue_time", "DateTime64(3, 'UTC')") in [(c.name, c.type) for c in jobs.columns]
+    assert {"jobs_archive", "jobs_cold", "jobs_between"} <= {t.name for t in found.tables}
+    assert "quantile" in found.aggregate_functions and "SELECT" in found.keywords

@@ -78,12 +78,13 @@ class Table:
 @dataclass(frozen=True)
 class Catalog:
     """What completion and a schema browser need: the database's tables, the engine's functions and
-    keywords (an engine too old to list its keywords gives none)."""
+    keywords (an engine too old to list its keywords gives none), and the query templates' names."""
 
     tables: tuple[Table, ...]
     functions: frozenset[str] = field(default_factory=frozenset)
     aggregate_functions: frozenset[str] = field(default_factory=frozenset)
     keywords: frozenset[str] = field(default_factory=frozenset)
+    templates: tuple[str, ...] = ()
 
     def table(self, name: str) -> Table | None:
         return next((t for t in self.tables if t.name == name), None)

@@ -8,9 +8,11 @@ only). Parameters are validated and rendered as literals here; a template's SQL 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from exporter.config import TEMPLATE_PARAMETERS, TemplateSpec
+from exporter.engine.interface import Catalog, ClickHouseBackend
 from exporter.engine.sql import sql_string
 from exporter.errors import ArchivesError
 from exporter.units import parse_duration
@@ -108,6 +110,12 @@ def available(own: tuple[TemplateSpec, ...] = ()) -> dict[str, Template]:
         found[spec.name] = Template(spec.name, spec.title, spec.description, spec.sql,
                                     {"since": "7d", **dict(spec.defaults)})
     return found
+
+
+def catalog(backend: ClickHouseBackend, own: tuple[TemplateSpec, ...] = ()) -> Catalog:
+    """Everything completion offers in one call: the engine's tables, columns, functions and keywords,
+    and the names of the templates (the seed's and the user's own)."""
+    return dataclasses.replace(backend.catalog(), templates=tuple(available(own)))
 
 
 def render(name: str, params: dict[str, str] | None = None, among: dict[str, Template] | None = None) -> str:
