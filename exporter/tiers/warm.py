@@ -11,7 +11,7 @@ import pyarrow as pa
 from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import ArchivesError
 from exporter.record import with_stored_times
-from exporter.tiers.ddl import DEDUP_SETTING, VIEWS, inner_table, warm_schema
+from exporter.tiers.ddl import DEDUP_SETTING, SKIP_INDEXES, VIEWS, inner_table, warm_schema
 from exporter.tiers.partitions import DAY_US, split_by_time
 
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
@@ -53,6 +53,7 @@ class WarmStore:
         for statement in warm_schema(self.ttl_days):
             self.backend.execute(statement)
         self._give_views_a_dedup_window()
+        self._add_missing_indexes()
 
     def _check_version(self) -> None:
         """Refuse, in one sentence, a server too old for the schema (Debian's 18.16 fails at the first
@@ -83,6 +84,22 @@ class WarmStore:
                                              {"show_table_uuid_in_table_create_query_if_not_nil": 1})
             inner = inner_table(view, shown.column(0)[0].as_py())
             self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
+
+    def _add_missing_indexes(self) -> None:
+        """Give a table made by an earlier version the skip indexes it lacks (CREATE IF NOT EXISTS keeps
+        the old table), and build them for the parts it already holds.
+
+        Only an index that was missing is materialized, so an up-to-date store costs one catalog read.
+        MATERIALIZE INDEX is a mutation the engine runs in the background (it survives a restart): the
+        store opens at once, and a part not yet rebuilt is just read without the index, never wrongly.
+        """
+        present = set(self.backend.query_arrow(
+            "SELECT name FROM system.data_skipping_indices "
+            f"WHERE database = currentDatabase() AND table = '{self.table}'").column(0).to_pylist())
+        for name, definition in SKIP_INDEXES.items():
+            if name not in present:
+                self.backend.execute(f"ALTER TABLE {self.table} ADD INDEX IF NOT EXISTS {name} {definition}")
+                self.backend.execute(f"ALTER TABLE {self.table} MATERIALIZE INDEX {name}")
 
     def insert(self, records: pa.Table, batch_id: str) -> int:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
