@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import random
 import re
@@ -102,10 +103,26 @@ def open_dataset(root: Path, events: int, days: int, warm_days: int, rebuild: bo
     else:
         print(f"reusing the data set in {root} (built for {spec.end:%Y-%m-%d %H:00} UTC); "
               f"ensure_schema took {opened:.2f} s", flush=True)
+    waited = wait_for_mutations(warm)
+    if waited is not None:
+        print(f"  the upgrade's index build (MATERIALIZE INDEX, in the background) finished after {waited:.1f} s",
+              flush=True)
     cutoff_day = (spec.end - timedelta(days=warm_days)).date()
     ttl_days = (datetime.now(UTC).date() - cutoff_day).days + 1
     federation.install(warm.backend, federation.cold_source(ColdConfig(), cold.url), ttl_days)
     return Dataset(spec, warm, cold, datetime(cutoff_day.year, cutoff_day.month, cutoff_day.day, tzinfo=UTC))
+
+
+def wait_for_mutations(warm: WarmStore) -> float | None:
+    """Seconds spent waiting for the engine's unfinished rebuilds of jobs_archive (None: there were none),
+    so that no figure is taken while an upgrade still rewrites parts."""
+    started = time.perf_counter()
+    pending = "SELECT count() FROM system.mutations WHERE table = 'jobs_archive' AND NOT is_done"
+    if not warm.backend.query_arrow(pending).column(0)[0].as_py():
+        return None
+    while warm.backend.query_arrow(pending).column(0)[0].as_py():
+        time.sleep(0.5)
+    return time.perf_counter() - started
 
 
 def build(spec: Spec, warm: WarmStore, cold: ParquetStore) -> None:
@@ -189,10 +206,13 @@ class Case:
     times: list[float] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
 
+    cpu: list[float] = field(default_factory=list)  # this process's CPU ms (every engine thread), per run
+
     def once(self) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         rows = self.run()
         self.times.append((time.perf_counter() - started) * 1000)
+        self.cpu.append((time.process_time() - cpu) * 1000)
         self.rows.append(rows)
 
     @property
@@ -319,7 +339,7 @@ def describe(data: Dataset, duck: DuckDB | None) -> str:
     ).column(0)[0].as_py()
     files = data.cold.files()
     size = sum(int(info["size"]) for info in files)
-    duck_text = f"DuckDB {duck.version}" if duck else "DuckDB not installed"
+    duck_text = f"DuckDB {duck.version}" if duck else "no DuckDB"
     return (f"chdb {chdb.__version__} (ClickHouse {version}), {duck_text}, pyarrow {pa.__version__}, "
             f"Python {platform.python_version()}\n"
             f"warm: jobs_archive {parts['rows']:,} rows in {parts['parts']} parts, {parts['bytes'] / 2**20:,.0f} MiB; "
@@ -335,6 +355,8 @@ def run(args: argparse.Namespace) -> None:
     duck = None if args.no_duckdb else open_duckdb(data.cold.jobs_root)
     try:
         print(describe(data, duck), flush=True)
+        print(f"load average before {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores "
+              "(other processes' load inflates wall times; CPU ms below do not depend on it)", flush=True)
         windows = Windows(data.spec.start, data.cutoff, data.spec.end)
         names = args.only or [*templates.TEMPLATES, LOOKUP]
         labels = ["jobs warm", "jobs_archive", "jobs cold", "spanning"] + (["DuckDB cold"] if duck else [])
@@ -347,10 +369,13 @@ def run(args: argparse.Namespace) -> None:
                            else template_cases(name, data, windows, duck))
             measure(cases, args.repeat)
             print(row(name, cases, labels), flush=True)
-            notes.append(f"  {name}: {note}; result rows (last run) "
-                         + ", ".join(f"{case.label} {case.rows[-1]}" for case in cases))
+            notes.append(f"  {name}: {note}\n    result rows (last run): "
+                         + ", ".join(f"{case.label} {case.rows[-1]}" for case in cases)
+                         + "\n    median CPU ms (this process, all threads): "
+                         + ", ".join(f"{case.label} {statistics.median(case.cpu):.0f}" for case in cases))
         print("\nranges per tier:\n" + "\n".join(notes))
-        print(f"\nwall time {time.perf_counter() - wall:.0f} s")
+        print(f"\nwall time {time.perf_counter() - wall:.0f} s; load average at the end "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     finally:
         if duck is not None:
             duck.close()
