@@ -160,6 +160,10 @@ class ClickHouseConfig:
         None, _url("chdb", "clickhouse", "clickhouses"), "chdb:///dir or clickhouse://user@host:9000/db"
     )
     password: str | None = _setting(None, _secret, "server password (or ARCHIVES_CLICKHOUSE_PASSWORD)")
+    query_user: str | None = _setting(None, _optional_text,
+                                      "server user for queries, with a readonly = 2 profile; empty = the url's user")
+    query_password: str | None = _setting(None, _secret,
+                                          "that user's password (or ARCHIVES_CLICKHOUSE_QUERY_PASSWORD)")
 
 
 @dataclass(frozen=True)

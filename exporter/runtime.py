@@ -97,7 +97,8 @@ def open_warm(config: Config) -> WarmStore:
 @contextlib.contextmanager
 def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
     """A backend for running queries: the owning process's, through its socket, while an exporter holds
-    the embedded warm store; otherwise the store opened here (and closed afterwards).
+    the embedded warm store; on a server, ``clickhouse.query_user`` (read-only there as well as by our
+    guard) when configured; otherwise the store opened here (and closed afterwards).
 
     A socket that nobody answers (its owner was killed) is passed over. An owner that answers no
     queries (an older version) leaves the store busy: ``open_warm`` says so in one sentence.
@@ -106,6 +107,13 @@ def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
     forwarded = ForwardedBackend.reach(socket_path(directory)) if directory is not None else None
     if forwarded is not None:
         yield forwarded
+        return
+    if directory is None and config.clickhouse.query_user:  # the exporter's user made the schema
+        backend = open_backend(clickhouse_url(config), config.clickhouse.query_password, config.clickhouse.query_user)
+        try:
+            yield backend
+        finally:
+            backend.close()
         return
     with open_warm(config) as warm:
         yield warm.backend

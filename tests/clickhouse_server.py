@@ -36,7 +36,7 @@ CONFIG = """<yandex>
 </yandex>
 """
 USERS = """<yandex>
-  <profiles><default></default></profiles>
+  <profiles><default></default><reader><readonly>2</readonly></reader></profiles>
   <users>
     <default>
       <password></password>
@@ -44,6 +44,12 @@ USERS = """<yandex>
       <profile>default</profile>
       <quota>default</quota>
     </default>
+    <reader>
+      <password>reader-secret</password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>reader</profile>
+      <quota>default</quota>
+    </reader>
   </users>
   <quotas><default></default></quotas>
 </yandex>

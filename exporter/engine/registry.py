@@ -13,8 +13,9 @@ from exporter.errors import ConfigError
 from exporter.redact import redact
 
 
-def open_backend(url: str, password: str | None = None) -> ClickHouseBackend:
-    """Open the backend a ``clickhouse.url`` names: ``chdb:///dir`` or ``clickhouse://user@host:port/db``.
+def open_backend(url: str, password: str | None = None, user: str | None = None) -> ClickHouseBackend:
+    """Open the backend a ``clickhouse.url`` names: ``chdb:///dir`` or ``clickhouse://user@host:port/db``;
+    ``user`` (a server's) replaces the URL's user and password.
 
     Every error names the URL without its password (the URL may carry one).
     """
@@ -31,5 +32,5 @@ def open_backend(url: str, password: str | None = None) -> ClickHouseBackend:
     if parsed.scheme in {"clickhouse", "clickhouses"}:
         from exporter.engine.server import NativeBackend
 
-        return NativeBackend.from_url(url, password=password)  # its errors name the URL without a password
+        return NativeBackend.from_url(url, password=password, user=user)  # its errors name the URL, no password
     raise ConfigError(f"clickhouse.url {shown!r}: expected chdb:///dir or clickhouse://user@host:9000/db")

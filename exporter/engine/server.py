@@ -67,10 +67,11 @@ class NativeBackend:
         )
 
     @classmethod
-    def from_url(cls, url: str, password: str | None = None) -> NativeBackend:
+    def from_url(cls, url: str, password: str | None = None, user: str | None = None) -> NativeBackend:
         """Parse ``clickhouse[s]://user:pass@host:port/db?secure=true&verify=false&ca_certs=...``.
 
-        A password in the URL wins over ``password`` (which usually comes from the environment).
+        A password in the URL wins over ``password`` (which usually comes from the environment); a
+        ``user`` given apart replaces the URL's user and its password (the query console's read-only user).
         """
         parsed = urlparse(url)
         shown = redact(url)
@@ -97,8 +98,8 @@ class NativeBackend:
             host=parsed.hostname,
             port=port,
             database=unquote(parsed.path.strip("/")) or "default",
-            user=unquote(parsed.username or "") or "default",
-            password=unquote(parsed.password) if parsed.password is not None else (password or ""),
+            user=user or unquote(parsed.username or "") or "default",
+            password=(password or "") if user or parsed.password is None else unquote(parsed.password),
             secure=secure,
             **options,
         )
