@@ -25,8 +25,8 @@ def explain(backend: ClickHouseBackend, sql: str) -> str:
     except QueryError:  # an engine without EXPLAIN ESTIMATE: the plan alone
         estimates = []
     tiers = f"tiers: {' + '.join(routed.tiers) or 'none'}"
-    lines = [tiers, *plan, *(f"estimate: {e['database']}.{e['table']}: {e['rows']:,} rows to read in {e['parts']} parts, "
-                      f"{e['marks']} marks" for e in estimates)]
+    lines = [tiers, *plan, *(f"estimate: {e['database']}.{e['table']}: {e['rows']:,} rows to read in "
+                             f"{e['parts']} parts, {e['marks']} marks" for e in estimates)]
     return "\n".join(lines)
 
 
