@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import redis
 
 from exporter.config import Config
-from exporter.embedded import data_dir, ensure_redis
+from exporter.embedded import data_dir, ensure_redis, private_dir
 from exporter.engine.forwarded import ForwardedBackend
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
@@ -108,6 +110,10 @@ def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
     if forwarded is not None:
         yield forwarded
         return
+    if directory is None and not serves_federation(config):
+        with _reaching_the_server(config) as backend:
+            yield backend
+        return
     if directory is None and config.clickhouse.query_user:  # the exporter's user made the schema
         backend = open_backend(clickhouse_url(config), config.clickhouse.query_password, config.clickhouse.query_user)
         try:
@@ -117,6 +123,44 @@ def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
         return
     with open_warm(config) as warm:
         yield warm.backend
+
+
+@contextlib.contextmanager
+def _reaching_the_server(config: Config) -> Iterator[ClickHouseBackend]:
+    """A server whose cold tier is local files (its file() reads only its own user_files): a scratch
+    embedded engine reads the Parquet files and reaches the server's tables with remote(), as the
+    query user when one is configured. The scratch store is private and removed afterwards: its view
+    definitions hold that user's password."""
+    from exporter.engine.server import NativeBackend
+
+    user = config.clickhouse.query_user
+    server = NativeBackend.from_url(clickhouse_url(config),
+                                    config.clickhouse.query_password if user else config.clickhouse.password, user)
+    function, *reach = server.remote_arguments()
+    try:
+        server.query_arrow("SELECT 1")  # an outage named by the driver, before the local engine tries
+    except BackendUnavailable as exc:
+        raise ArchivesError(f"cannot reach the warm tier: {exc}") from None
+    finally:
+        server.close()
+    scratch = Path(tempfile.mkdtemp(prefix="query-", dir=private_dir(data_dir())))
+    local = open_backend(f"chdb://{scratch / 'engine'}")
+    try:
+        try:
+            warm = federation.install_remote_warm(local, function, *reach)
+            federation.install(local, federation.cold_source(config.cold, cold_url(config)), ttl_days(config), warm)
+        except ArchivesError as exc:
+            reason = str(exc).replace(reach[-1], "***") if reach[-1] else str(exc)
+            raise ArchivesError(f"cannot reach the warm tier (ClickHouse server {reach[0]}) from the local engine: "
+                                f"{redact(reason)}") from None
+        yield local
+    finally:
+        local.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def ttl_days(config: Config) -> int:
+    return max(1, int(config.retention.clickhouse_ttl // 86400))
 
 
 def serves_federation(config: Config) -> bool:

@@ -14,7 +14,9 @@ from tests.test_outages import write_config
 
 
 @pytest.fixture
-def reader_config(config, url):
+def reader_config(config, url, s3_endpoint, s3_bucket):
+    """A server with an S3 cold tier: the server itself serves queries (it reads S3)."""
+    config = config.replace("cold", url=f"s3://{s3_bucket}/archive", endpoint_url=s3_endpoint)
     return config.replace("clickhouse", url=url, query_user="reader", query_password="reader-secret")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -176,8 +177,10 @@ def _tag(query_id: str) -> str:
 
 
 def _first_line(message: str) -> str:
-    message = message.strip().splitlines()[0] if message.strip() else "query failed"
-    return message.removeprefix("Streaming query failed: ").removeprefix("Code: ").split(". DB::Exception: ", 1)[-1]
+    """The engine's sentence without its code, exception class and the log that follows."""
+    first = message.strip().splitlines()[0] if message.strip() else "query failed"
+    first = re.sub(r"^(Streaming query failed: )?(Code: \d+\. )?(DB::\w*Exception: )?", "", first)
+    return first.strip().removesuffix(" Log:")
 
 
 def lock_path(data_dir: Path) -> Path:

@@ -57,6 +57,8 @@ class NativeBackend:
     def __init__(self, host: str, port: int, database: str = "default", user: str = "default",
                  password: str = "", secure: bool = False, **options: Any) -> None:
         self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.database, self.user, self.secure = database, user, secure
+        self._password = password
         self.description = f"ClickHouse server {self.where}/{database}" + (" (TLS)" if secure else "")
         # A Client connects lazily on first use, and again after disconnect().
         self._pool: Pool[Client] = Pool(
@@ -103,6 +105,11 @@ class NativeBackend:
             secure=secure,
             **options,
         )
+
+    def remote_arguments(self) -> tuple[str, str, str, str, str]:
+        """How another engine reaches this server: the table function (remote or remoteSecure), the
+        address, database, user and password, in that order."""
+        return "remoteSecure" if self.secure else "remote", self.where, self.database, self.user, self._password
 
     def execute(self, sql: str, settings: dict[str, object] | None = None) -> None:
         self._run(lambda client: client.execute(sql, settings=settings))

@@ -83,22 +83,44 @@ def cold_source(cold: ColdConfig, url: str) -> ColdSource:
     return ColdSource(f"s3({location}, {credentials}'Parquet', {structure})", dict(_S3_SETTINGS))
 
 
-def cutoff_expression(ttl_days: int) -> str:
+@dataclass(frozen=True)
+class WarmParts:
+    """Where the engine finds the warm table's parts, for the cutoff: its own system.parts, or a
+    server's through remote() when the engine reaching the cold tier is not the warm one."""
+
+    parts: str = "system.parts"
+    database: str = "currentDatabase()"
+
+
+def cutoff_expression(ttl_days: int, warm: WarmParts = WarmParts()) -> str:
     """The warm cutoff as a scalar subquery (see the module docstring)."""
     window_start = f"toDate(now(), 'UTC') - {ttl_days - 1}"
     return (f"(SELECT toDateTime64(if(count() = 0, toDate('2149-06-06'), greatest({window_start}, "
-            f"min(toDate(partition)))), 3, 'UTC') FROM system.parts WHERE active AND database = currentDatabase() "
+            f"min(toDate(partition)))), 3, 'UTC') FROM {warm.parts} WHERE active AND database = {warm.database} "
             f"AND table = '{WARM}')")
 
 
-def install(backend: ClickHouseBackend, source: ColdSource, ttl_days: int) -> None:
+def install_remote_warm(backend: ClickHouseBackend, function: str, host: str, database: str, user: str,
+                        password: str) -> WarmParts:
+    """Make a server's warm tables addressable by their names in a local engine (views over ``remote()``
+    or ``remoteSecure()``), for a deployment whose server cannot read the cold tier (``file://``)."""
+    def remote(db: str, table: str) -> str:
+        return f"{function}({', '.join(sql_string(x) for x in (host, db, table, user, password))})"
+
+    for table in (WARM, "queue_hourly_stats", "error_patterns"):
+        backend.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {remote(database, table)}")
+    return WarmParts(remote("system", "parts"), sql_string(database))
+
+
+def install(backend: ClickHouseBackend, source: ColdSource, ttl_days: int,
+            warm: WarmParts = WarmParts()) -> None:
     """Create or replace ``jobs_cold`` over ``source`` and ``jobs`` over both tiers (idempotent)."""
     described = backend.query_arrow(f"DESCRIBE TABLE {WARM}").to_pylist()
     columns = [(row["name"], row["type"]) for row in described if row["default_type"] != "MATERIALIZED"]
     names = ", ".join(f"`{name}`" for name, _ in columns)
     casts = ", ".join(f"CAST(`{name}`, {sql_string(kind)}) AS `{name}`" for name, kind in columns)
     backend.execute(f"CREATE OR REPLACE VIEW {COLD} AS {source.select(casts)}")
-    cutoff = cutoff_expression(ttl_days)
+    cutoff = cutoff_expression(ttl_days, warm)
     backend.execute(
         f"CREATE OR REPLACE VIEW {FEDERATED} AS "
         f"SELECT {names} FROM {WARM} WHERE enqueue_time >= {cutoff} "
