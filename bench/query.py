@@ -324,6 +324,26 @@ def row(name: str, cases: list[Case], labels: list[str]) -> str:
     return f"{name:<20}{cells} {ratio:>12.2f} {versus:>11}"
 
 
+def targets(measured: dict[str, dict[str, Case]]) -> str:
+    """The issue's targets against the figures: met or not, with the figure that decides."""
+    lines = ["targets (P95 unless said):"]
+
+    def check(label: str, value: float, limit: float, unit: str = " ms") -> None:
+        figure = f"{value:.2f}{unit}" if unit == "x" else f"{value:.0f}{unit}"
+        lines.append(f"  {'met    ' if value <= limit else 'NOT met'} {label}: {figure} (target {limit:g}{unit})")
+
+    for name, cases in measured.items():
+        limit = 50 if name == LOOKUP else 100
+        check(f"{name} on the warm tier (jobs_archive)", cases["jobs_archive"].p95, limit)
+        check(f"{name} through jobs, warm-only range", cases["jobs warm"].p95, limit)
+        check(f"{name}: jobs / jobs_archive, warm-only, median", cases["jobs warm"].median
+              / cases["jobs_archive"].median, 1.2, "x")
+        if "DuckDB cold" in cases:
+            check(f"{name}: cold tier / DuckDB, median (aim 1.0, worst 1.5)", cases["jobs cold"].median
+                  / cases["DuckDB cold"].median, 1.5, "x")
+    return "\n".join(lines)
+
+
 def describe(data: Dataset, duck: DuckDB | None) -> str:
     import chdb
 
@@ -364,16 +384,19 @@ def run(args: argparse.Namespace) -> None:
         print(header(labels))
         print("-" * len(header(labels)), flush=True)
         notes = []
+        measured: dict[str, dict[str, Case]] = {}
         for name in names:
             cases, note = (lookup_cases(data, windows, duck) if name == LOOKUP
                            else template_cases(name, data, windows, duck))
             measure(cases, args.repeat)
+            measured[name] = {case.label: case for case in cases}
             print(row(name, cases, labels), flush=True)
             notes.append(f"  {name}: {note}\n    result rows (last run): "
                          + ", ".join(f"{case.label} {case.rows[-1]}" for case in cases)
                          + "\n    median CPU ms (this process, all threads): "
                          + ", ".join(f"{case.label} {statistics.median(case.cpu):.0f}" for case in cases))
         print("\nranges per tier:\n" + "\n".join(notes))
+        print("\n" + targets(measured))
         print(f"\nwall time {time.perf_counter() - wall:.0f} s; load average at the end "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     finally:
