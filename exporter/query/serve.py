@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -207,7 +208,7 @@ class _Hangup:
     """Watches a connection while its query runs. The client sends nothing after its request, so the
     connection turning readable means it hung up (or broke the protocol): the engine is told to stop."""
 
-    def __init__(self, conn: socket.socket, cancel) -> None:
+    def __init__(self, conn: socket.socket, cancel: Callable[[], object]) -> None:
         self._conn, self._cancel = conn, cancel
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="archives-hangup-watch", daemon=True)
@@ -218,18 +219,23 @@ class _Hangup:
 
     def __exit__(self, *exc_info: object) -> None:
         self.finished()
-        self._thread.join()  # before the connection closes: the watcher must not select on a closed socket
+        self._thread.join()  # before the connection closes: the watcher must not poll a closed socket
 
     def finished(self) -> None:
         self._done.set()
 
     def _watch(self) -> None:
+        poller = select.poll()  # not select(): a store's process may hold more than 1,024 descriptors
+        try:
+            poller.register(self._conn, select.POLLIN | select.POLLHUP | select.POLLERR)
+        except (OSError, ValueError):
+            return
         while not self._done.is_set():
             try:
-                readable, _, _ = select.select([self._conn], [], [], 0.2)
-            except (OSError, ValueError):
+                events = poller.poll(200)
+            except OSError:
                 return
-            if readable and not self._done.is_set():
+            if events and not self._done.is_set():
                 with contextlib.suppress(Exception):
                     self._cancel()
                 return
