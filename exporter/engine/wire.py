@@ -49,10 +49,12 @@ def socket_path(warm_dir: Path) -> Path:
     return warm_dir.with_name(warm_dir.name + ".sock")
 
 
-def send(stream: BinaryIO, message: dict[str, Any]) -> None:
+def send(stream: BinaryIO, message: dict[str, Any], flush: bool = True) -> None:
+    """Write one frame; ``flush=False`` when more follows at once (one wake-up of the reader, not two)."""
     body = orjson.dumps(message)
     stream.write(_LENGTH.pack(len(body)) + body)
-    stream.flush()
+    if flush:
+        stream.flush()
 
 
 def receive(stream: BinaryIO) -> dict[str, Any]:

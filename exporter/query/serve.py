@@ -154,8 +154,8 @@ class QueryServer:
             except Exception as exc:
                 wire.send(out, _failure(exc))
                 return
-            wire.send(out, {"ok": True})
-            failure = result.send(out)
+            wire.send(out, {"ok": True}, flush=False)  # goes with the first batch
+            failure = result.send(out, flush_each=not bool(request.get("whole")))
             hangup.finished()
             wire.send(out, failure or {"ok": True, "rows_read": stats.rows_read, "bytes_read": stats.bytes_read})
 
@@ -176,9 +176,10 @@ class _Result:
     def __init__(self, reader: pa.RecordBatchReader) -> None:
         self._reader: pa.RecordBatchReader | None = reader
 
-    def send(self, out: BinaryIO) -> dict[str, Any] | None:
-        """Write the Arrow IPC stream; the failure frame if the query failed mid-way. A client gone
-        mid-stream raises OSError: the query is abandoned."""
+    def send(self, out: BinaryIO, flush_each: bool) -> dict[str, Any] | None:
+        """Write the Arrow IPC stream, each batch as soon as the engine hands it over when ``flush_each``
+        (a whole result is in memory already: it goes out with the trailer); the failure frame if the
+        query failed mid-way. A client gone mid-stream raises OSError: the query is abandoned."""
         assert self._reader is not None
         failure = None
         try:
@@ -192,7 +193,8 @@ class _Result:
                     failure = _failure(exc)
                     break
                 writer.write_batch(batch)
-                out.flush()
+                if flush_each:
+                    out.flush()
             writer.close()
         finally:
             self._let_go()
