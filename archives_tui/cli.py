@@ -345,12 +345,13 @@ def cmd_history(config: Config, args) -> int:
         rows = [{"name": name, "sql": sql} for name, sql in history.favorites(args.search).items()]
     else:
         rows = [{"started": datetime.fromtimestamp(e.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                 "seconds": round(e.elapsed, 3), "rows": e.rows, "error": e.error, "sql": e.sql}
+                 "seconds": round(e.elapsed, 3), "rows": e.rows, "tiers": "+".join(e.tiers), "error": e.error,
+                 "sql": e.sql}
                 for e in history.entries(args.search, args.limit)]
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        columns = ["name", "sql"] if args.favorites else ["started", "seconds", "rows", "error", "sql"]
+        columns = ["name", "sql"] if args.favorites else ["started", "seconds", "rows", "tiers", "error", "sql"]
         table = pa.Table.from_pylist(rows) if rows else pa.table({c: pa.array([], pa.string()) for c in columns})
         render(table, "table", sys.stdout.buffer)
     return 0

@@ -16,6 +16,7 @@ def test_queries_are_remembered_with_their_outcome(config, tmp_path, capsys):
     config_file = write_config(tmp_path / "archives.yaml", config)
     run = ["--config", str(config_file)]
     assert main([*run, "query", "SELECT number FROM numbers(3)", "--save-as", "three"]) == 0
+    assert main([*run, "query", "SELECT count() FROM jobs_archive"]) == 0
     assert main([*run, "query", "DROP TABLE jobs_archive"]) == 2
     assert main([*run, "query", "SELECT nope FROM jobs_archive"]) == 2
     capsys.readouterr()
@@ -23,8 +24,9 @@ def test_queries_are_remembered_with_their_outcome(config, tmp_path, capsys):
     assert main([*run, "history", "--format", "json"]) == 0
     entries = json.loads(capsys.readouterr().out)
     assert [e["sql"] for e in entries] == ["SELECT nope FROM jobs_archive", "DROP TABLE jobs_archive",
-                                           "SELECT number FROM numbers(3)"]
-    assert entries[2]["rows"] == 3 and entries[2]["error"] is None
+                                           "SELECT count() FROM jobs_archive", "SELECT number FROM numbers(3)"]
+    assert entries[3]["rows"] == 3 and entries[3]["error"] is None and entries[3]["tiers"] == ""
+    assert entries[2]["tiers"] == "warm"
     assert "DROP is not allowed" in entries[1]["error"] and "nope" in entries[0]["error"]
 
     assert main([*run, "history", "--search", "numbers", "--format", "json"]) == 0
@@ -37,7 +39,7 @@ def test_queries_are_remembered_with_their_outcome(config, tmp_path, capsys):
     assert stat.S_IMODE(data_dir().stat().st_mode) == 0o700
 
     assert main([*run, "history", "--purge"]) == 0
-    assert "forgot 3 queries" in capsys.readouterr().out
+    assert "forgot 4 queries" in capsys.readouterr().out
     assert QueryHistory(data_dir()).entries() == [] and QueryHistory(data_dir()).favorites() == {
         "three": "SELECT number FROM numbers(3)"}
 

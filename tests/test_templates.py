@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from archives_tui.cli import main
+from exporter import runtime
 from exporter.config import TemplateSpec
+from exporter.pipeline import ExportPipeline
 from exporter.query import templates
-from exporter.query.run import run_query
+from exporter.query.run import run, run_query
+from exporter.seed import seed_stream
 from tests.helpers import cold_table
 from tests.test_federation import archive  # noqa: F401 - 60 days exported with a 30-day warm window
 from tests.test_outages import write_config
@@ -126,3 +129,29 @@ def test_one_catalog_call_gives_tables_columns_functions_and_templates(archive):
     assert jobs is not None and ("enqueue_time", "DateTime64(3, 'UTC')") in [(c.name, c.type) for c in jobs.columns]
     assert {"jobs_archive", "jobs_cold", "jobs_between"} <= {t.name for t in found.tables}
     assert "quantile" in found.aggregate_functions and "SELECT" in found.keywords
+
+
+@pytest.fixture
+def s3_archive(config, redis_client, s3_endpoint, s3_bucket):
+    """6 days with a 3-day warm window, the cold tier on S3 (moto's server): one batch, so there are no
+    more objects than hours (moto serves each in milliseconds: 60 days of them take seconds a query)."""
+    config = config.replace("retention", clickhouse_ttl=3 * 86400.0)
+    config = config.replace("cold", url=f"s3://{s3_bucket}/archive", endpoint_url=s3_endpoint)
+    config = config.replace("pipeline", batch_size=5000)
+    seed_stream(redis_client, "completed_jobs", 1500, days=6, failure_rate=0.2, seed=33)
+    with runtime.open_warm(config) as warm, runtime.open_cold(config) as cold:
+        ExportPipeline(config, redis_client, warm, cold, "test-exporter").run(once=True)
+        yield warm, cold
+
+
+def test_templates_on_an_s3_cold_tier_match_the_files_on_every_range(s3_archive):
+    warm, cold = s3_archive
+    for (since, until), tiers in {("2d", "0s"): ("warm",), ("5d", "4d"): ("cold",), ("7d", "0s"): ("warm", "cold")
+                                  }.items():
+        result = run(warm.backend, templates.render("queue-health", {"since": since, "until": until}))
+        counts = Counter({(r["queue"], r["outcome"]): r["jobs"] for r in result.table.to_pylist()})
+        assert counts == oracle(cold, since, until) and sum(counts.values()) > 50, (since, until)
+        assert result.tiers == tiers
+    for name in templates.TEMPLATES:
+        params = {"since": "7d", **({"min_jobs": "1"} if name == "worker-performance" else {})}
+        assert run(warm.backend, templates.render(name, params)).rows > 0, name
