@@ -96,6 +96,12 @@ def open_warm(config: Config) -> WarmStore:
     return store
 
 
+def owners_backend(config: Config) -> ForwardedBackend | None:
+    """The running exporter's backend, through its socket, when one owns the embedded warm store."""
+    directory = warm_dir(config)
+    return ForwardedBackend.reach(socket_path(directory)) if directory is not None else None
+
+
 @contextlib.contextmanager
 def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
     """A backend for running queries: the owning process's, through its socket, while an exporter holds
@@ -106,7 +112,7 @@ def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
     queries (an older version) leaves the store busy: ``open_warm`` says so in one sentence.
     """
     directory = warm_dir(config)
-    forwarded = ForwardedBackend.reach(socket_path(directory)) if directory is not None else None
+    forwarded = owners_backend(config)
     if forwarded is not None:
         yield forwarded
         return

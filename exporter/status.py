@@ -2,7 +2,8 @@
 
 Every part is asked on its own, so one that is down is reported as down (state ``down`` and a
 one-sentence ``reason``) while the others are still reported in full. An embedded warm store owned by
-a running exporter is ``busy``, which is normal, not an outage.
+a running exporter is read through that exporter's socket; one owned by a process that answers no
+queries (an earlier version) is ``busy``, which is normal, not an outage.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from exporter.errors import ArchivesError, StoreBusyError
 from exporter.metrics import read_published
 from exporter.redact import redact
 from exporter.stream import mark_key
+from exporter.tiers.warm import WarmStore
 
 EXPORTER_FIELDS = ("consumer", "alive", "archived", "warm_archived", "warm_skipped", "dead_lettered", "batches",
                    "claimed", "groups_recreated", "group_recreated_at", "read", "updated_at", "last_batch_at",
@@ -114,6 +116,15 @@ def _tier_report(url: str, open_store, close=None) -> dict:
     return {"where": where, **stats, "state": "up", "available": True}
 
 
+def _warm_store(config: Config) -> WarmStore:
+    """The warm store to read figures from: through the running exporter that owns an embedded one
+    (which answers over its socket), else opened here."""
+    forwarded = runtime.owners_backend(config)
+    if forwarded is not None:
+        return WarmStore(forwarded, config.retention.clickhouse_ttl)
+    return runtime.open_warm(config)
+
+
 def collect(config: Config) -> dict:
     """Everything status shows, as plain data (the JSON output is this dict); never raises for an outage."""
     report: dict = {}
@@ -132,7 +143,7 @@ def collect(config: Config) -> dict:
         finally:
             client.close()
 
-    report["warm"] = _tier_report(runtime.clickhouse_url(config), lambda: runtime.open_warm(config),
+    report["warm"] = _tier_report(runtime.clickhouse_url(config), lambda: _warm_store(config),
                                   close=lambda warm: warm.close())
     report["cold"] = _tier_report(runtime.cold_url(config), lambda: runtime.open_cold(config))
 

@@ -305,3 +305,10 @@ def test_a_server_replaces_a_stale_socket_and_survives_garbage(tmp_path: Path):
     assert not path.exists()
     with pytest.raises(ArchivesError, match="stopped answering"):
         forwarded.query_arrow("SELECT 1")
+
+
+def test_status_reads_the_warm_tier_through_the_running_exporter(owner: Home):
+    result = owner.run("status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    warm = json.loads(result.stdout)["warm"]
+    assert warm["state"] == "up" and warm["records"] >= JOBS and warm["bytes"] > 0
