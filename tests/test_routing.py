@@ -88,3 +88,27 @@ def test_a_cold_range_opens_only_its_hours(archive):
     assert result.tiers == ("cold",) and result.table.column("n")[0].as_py() > 0
     everything = run(warm.backend, "SELECT count() AS n FROM jobs WHERE enqueue_time >= '2001-01-02'")
     assert 0 < result.stats.rows_read < everything.stats.rows_read
+
+
+@pytest.mark.parametrize(("sql", "call"), [
+    ("SELECT 1 FROM jobs WHERE enqueue_time >= '2026-01-01' AND enqueue_time < '2026-02-01 00:00:00'",
+     "jobs_between(since = '2026-01-01 00:00:00.000', until = '2026-02-01 00:01:00.000')"),
+    ("SELECT 1 FROM jobs j WHERE queue = 'a AND b' AND j.enqueue_time <= '2026-01-01 10:00:00.0004'",
+     "jobs_between(since = '1970-01-01 00:00:00.000', until = '2026-01-01 10:01:00.001')"),
+    ("SELECT 1 FROM jobs WHERE enqueue_time BETWEEN '2026-01-01' AND '2026-01-02' AND outcome = 'failed'",
+     "jobs_between(since = '2026-01-01 00:00:00.000', until = '2026-01-02 00:01:00.001')"),
+    ("SELECT 1 FROM jobs WHERE enqueue_time = toDateTime64('2026-03-04 05:06:07.123', 3, 'UTC')",
+     "jobs_between(since = '2026-03-04 05:06:07.123', until = '2026-03-04 05:07:07.124')"),
+    ("SELECT 1 FROM jobs WHERE enqueue_time > start_time", None),  # not a constant
+    ("SELECT 1 FROM jobs WHERE enqueue_time >= '2026-01-01' AND queue = 'a' OR queue = 'b'", None),
+    ("SELECT 1 FROM jobs WHERE NOT enqueue_time >= '2026-01-01'", None),
+    ("SELECT 1 FROM jobs WHERE enqueue_time NOT BETWEEN '2026-01-01' AND '2026-02-01'", None),
+    ("SELECT 1 FROM jobs, jobs_archive WHERE enqueue_time >= '2026-01-01'", None),
+    ("SELECT 1 FROM jobs WHERE enqueue_time IN ('2026-01-01')", None),
+])
+def test_only_bounds_that_certainly_hold_are_read(warm, sql, call):
+    routed = route(warm.backend, sql)
+    if call is None:
+        assert routed.sql == sql
+    else:
+        assert call in routed.sql and "FROM jobs " not in routed.sql

@@ -12,6 +12,7 @@ user's own conditions still apply in full on top of the view's range.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,59 +125,56 @@ def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> 
                   min(uppers, default=None))
 
 
+def _scope(found: list[Token], j: int) -> Iterator[tuple[int, Token, bool]]:
+    """Tokens from ``j`` to the end of the enclosing parentheses, each with whether it is at their top level."""
+    depth = 0
+    for k in range(j, len(found)):
+        text = found[k].text
+        if text == ")" and depth == 0:
+            return
+        yield k, found[k], depth == 0
+        depth += (text == "(") - (text == ")")
+
+
 def _filters(found: list[Token], j: int) -> list[list[list[Token]] | None]:
     """The conjuncts of each WHERE / PREWHERE of the SELECT whose FROM list ends before token ``j``;
-    None for a join or a clause with OR at its top level (no bound can be read from it)."""
+    [None] for a join. A clause with OR at its top level gives no bound and is left out."""
     clauses: list[list[list[Token]] | None] = []
-    depth = 0
-    while j < len(found):
-        token = found[j]
-        if token.text == "(":
-            depth += 1
-        elif token.text == ")":
-            depth -= 1
-            if depth < 0:
-                break
-        elif depth == 0 and (token.upper in ("JOIN", "USING") or token.text == ","):
-            return [None]
-        elif depth == 0 and token.upper in ("WHERE", "PREWHERE"):
-            j, conjuncts = _conjuncts(found, j + 1)
-            clauses.append(conjuncts)
+    resume = j
+    for k, token, top in _scope(found, j):
+        if k < resume or not top:
             continue
-        elif depth == 0 and token.upper in _CLAUSE_ENDS:
+        if token.upper in ("JOIN", "USING") or token.text == ",":
+            return [None]
+        if token.upper in ("WHERE", "PREWHERE"):
+            resume, conjuncts = _conjuncts(found, k + 1)
+            clauses.append(conjuncts)
+        elif token.upper in _CLAUSE_ENDS:
             break
-        j += 1
     return [c for c in clauses if c is not None]
 
 
 def _conjuncts(found: list[Token], j: int) -> tuple[int, list[list[Token]] | None]:
-    """Split a WHERE at its top-level ANDs (an AND after BETWEEN belongs to it); stops at the clause's end."""
+    """Split a WHERE at its top-level ANDs (an AND after BETWEEN belongs to it). Returns where the
+    clause ends, and its conjuncts (None when it has OR at its top level)."""
     parts: list[list[Token]] = [[]]
-    depth, between, mixed = 0, False, False
-    while j < len(found):
-        token = found[j]
-        if token.text == "(":
-            depth += 1
-        elif token.text == ")":
-            depth -= 1
-            if depth < 0:
-                break
-        elif depth == 0 and token.upper in _CLAUSE_ENDS:
+    between, mixed, end = False, False, j
+    for k, token, top in _scope(found, j):
+        end = k
+        if top and token.upper in _CLAUSE_ENDS:
             break
-        elif depth == 0 and token.upper in ("OR", "XOR"):
+        end = k + 1
+        if top and token.upper in ("OR", "XOR"):
             mixed = True
-        elif depth == 0 and token.upper == "BETWEEN":
+        elif top and token.upper == "BETWEEN":
             between = True
-        elif depth == 0 and token.upper == "AND":
-            if between:
-                between = False
-            else:
-                parts.append([])
-                j += 1
-                continue
+        elif top and token.upper == "AND" and not between:
+            parts.append([])
+            continue
+        elif top and token.upper == "AND":
+            between = False
         parts[-1].append(token)
-        j += 1
-    return j, None if mixed else parts
+    return end, None if mixed else parts
 
 
 def _bound(backend: ClickHouseBackend, conjunct: list[Token], qualifiers: set[str],
