@@ -48,8 +48,10 @@ def test_a_routed_query_answers_as_reading_everything_does(archive):
         assert run(warm.backend, sql).table == warm.backend.query_arrow(sql), sql
     rewritten = [route(warm.backend, sql).sql for sql in QUERIES]
     # Not the OR, nor a bound that is a subquery; in the last, the CTE's read is bounded, the join's is not.
-    assert ["jobs_between(" in sql for sql in rewritten] == [True] * 6 + [False, True, False, True]
-    assert rewritten[-1].count("jobs_between(") == 1
+    assert [new != old for new, old in zip(rewritten, QUERIES, strict=True)] == [True] * 6 + [False, True, False,
+                                                                                            True]
+    assert "jobs_between(" not in rewritten[0] and "FROM jobs_archive WHERE" in rewritten[0]  # warm only
+    assert rewritten[-1].count("FROM jobs_archive WHERE") == 1 and rewritten[-1].endswith("JOIN jobs USING job_id")
 
 
 def test_tiers_follow_the_range(archive):
@@ -78,6 +80,9 @@ def test_a_warm_range_opens_no_parquet_file(archive):
         warm.backend.query_arrow("SELECT count() FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY")
     result = run(warm.backend, "SELECT count() AS n FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY")
     assert result.tiers == ("warm",) and result.table.column("n")[0].as_py() > 0
+    routed = route(warm.backend, "SELECT count() FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY").sql
+    plan = "\n".join(warm.backend.query_arrow(f"EXPLAIN {routed}").column(0).to_pylist())
+    assert "ReadFromMergeTree" in plan and "File" not in plan  # the cold tier is not even listed
 
 
 def test_a_cold_range_opens_only_its_hours(archive):
@@ -92,7 +97,7 @@ def test_a_cold_range_opens_only_its_hours(archive):
 
 @pytest.mark.parametrize(("sql", "call"), [
     ("SELECT 1 FROM jobs WHERE enqueue_time >= '2026-01-01' AND enqueue_time < '2026-02-01 00:00:00'",
-     "jobs_between(since = '2026-01-01 00:00:00.000', until = '2026-02-01 00:01:00.000')"),
+     "jobs_between(since = '2026-01-01 00:00:00.000', until = '2026-02-01 00:01:00.000') AS jobs"),
     ("SELECT 1 FROM jobs j WHERE queue = 'a AND b' AND j.enqueue_time <= '2026-01-01 10:00:00.0004'",
      "jobs_between(since = '1970-01-01 00:00:00.000', until = '2026-01-01 10:01:00.001')"),
     ("SELECT 1 FROM jobs WHERE enqueue_time BETWEEN '2026-01-01' AND '2026-01-02' AND outcome = 'failed'",

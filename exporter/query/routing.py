@@ -47,6 +47,7 @@ class _Range:
     end: int
     since: datetime | None
     until: datetime | None
+    aliased: bool  # the query names the table itself (FROM jobs j): the replacement needs no alias
 
 
 def route(backend: ClickHouseBackend, sql: str) -> Route:
@@ -75,9 +76,19 @@ def route(backend: ClickHouseBackend, sql: str) -> Route:
             tiers |= ({COLD_TIER} if cutoff is None or since < cutoff else set())
     text = sql
     for r in sorted(ranges, key=lambda r: r.start, reverse=True):
-        call = f"{BETWEEN}(since = '{_literal(r.since or _EPOCH)}', until = '{_literal(r.until or _END)}')"
-        text = text[:r.start] + call + text[r.end:]
+        text = text[:r.start] + _replacement(r, cutoff) + text[r.end:]
     return Route(text, _ordered(tiers))
+
+
+def _replacement(r: _Range, cutoff: datetime | None) -> str:
+    """What reads the range: the warm table alone when it lies inside the warm window (not even the
+    cold tier's listing is needed then), else ``jobs_between``."""
+    since, until = _literal(r.since or _EPOCH), _literal(r.until or _END)
+    if cutoff is not None and (r.since or _EPOCH) >= cutoff:
+        read = f"(SELECT * FROM {WARM} WHERE enqueue_time >= '{since}' AND enqueue_time < '{until}')"
+    else:
+        read = f"{BETWEEN}(since = '{since}', until = '{until}')"
+    return read if r.aliased else f"{read} AS {FEDERATED}"
 
 
 def _ordered(tiers: set[str]) -> tuple[str, ...]:
@@ -105,7 +116,8 @@ def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> 
     j = i + 1
     if j < len(found) and found[j].upper == "AS":
         j += 1
-    if j < len(found) and found[j].kind in ("word", "quoted") and found[j].upper not in _NOT_ALIASES:
+    aliased = j < len(found) and found[j].kind in ("word", "quoted") and found[j].upper not in _NOT_ALIASES
+    if aliased:
         qualifiers.add(found[j].text.strip("`\""))
         j += 1
     lowers: list[datetime] = []
@@ -122,7 +134,7 @@ def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> 
         return None
     token = found[i]
     return _Range(token.start, token.start + len(token.text), max(lowers, default=None),
-                  min(uppers, default=None))
+                  min(uppers, default=None), aliased)
 
 
 def _scope(found: list[Token], j: int) -> Iterator[tuple[int, Token, bool]]:
