@@ -12,6 +12,7 @@ user's own conditions still apply in full on top of the view's range.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,9 +46,11 @@ class Route:
 class _Range:
     start: int  # offsets of the ``jobs`` token to replace
     end: int
-    since: datetime | None
-    until: datetime | None
+    lowers: list[str]  # constant expressions enqueue_time is at least
+    uppers: list[tuple[str, bool]]  # ... and below (or, when True, at most)
     aliased: bool  # the query names the table itself (FROM jobs j): the replacement needs no alias
+    since: datetime | None = None  # the evaluated bounds
+    until: datetime | None = None
 
 
 def route(backend: ClickHouseBackend, sql: str) -> Route:
@@ -63,12 +66,13 @@ def route(backend: ClickHouseBackend, sql: str) -> Route:
     shadowed = any(t.text.strip("`\"") == FEDERATED and i + 2 < len(found) and found[i + 1].upper == "AS"
                    and found[i + 2].text == "(" for i, t in enumerate(found))  # WITH jobs AS (...)
     references = [i for i, name in tables.items() if name == FEDERATED]
-    ranges = [] if shadowed else [r for i in references if (r := _range(backend, found, i, sql))]
+    candidates = [] if shadowed else [r for i in references if (r := _range(found, i, sql))]
+    values, cutoff = _evaluate(backend, [text for r in candidates for text in r.lowers + [t for t, _ in r.uppers]])
+    ranges = [bounded for r in candidates if (bounded := _bounded(r, values))]
     if len(ranges) < len(references):
         tiers |= {WARM_TIER, COLD_TIER}
     if not ranges:
         return Route(sql, _ordered(tiers))
-    cutoff = _cutoff(backend)
     for r in ranges:
         since, until = r.since or _EPOCH, r.until or _END
         if since < until:
@@ -108,8 +112,8 @@ def _tables(found: list[Token]) -> dict[int, str]:
     return tables
 
 
-def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> _Range | None:
-    """The bounds on enqueue_time of the SELECT reading ``jobs`` at token ``i``, or None."""
+def _range(found: list[Token], i: int, sql: str) -> _Range | None:
+    """The bounds on enqueue_time of the SELECT reading ``jobs`` at token ``i`` (not yet evaluated)."""
     if found[i - 1].upper != "FROM" or (i + 1 < len(found) and found[i + 1].text == "("):
         return None
     qualifiers = {FEDERATED}
@@ -120,21 +124,29 @@ def _range(backend: ClickHouseBackend, found: list[Token], i: int, sql: str) -> 
     if aliased:
         qualifiers.add(found[j].text.strip("`\""))
         j += 1
-    lowers: list[datetime] = []
-    uppers: list[datetime] = []
+    lowers: list[str] = []
+    uppers: list[tuple[str, bool]] = []
     for clause in _filters(found, j):
         if clause is None:
             return None  # a join: enqueue_time may not be this table's
         for conjunct in clause:
-            bound = _bound(backend, conjunct, qualifiers, sql)
+            bound = _bound(conjunct, qualifiers, sql)
             if bound:
                 lowers += bound[0]
                 uppers += bound[1]
     if not lowers and not uppers:
         return None
     token = found[i]
-    return _Range(token.start, token.start + len(token.text), max(lowers, default=None),
-                  min(uppers, default=None), aliased)
+    return _Range(token.start, token.start + len(token.text), lowers, uppers, aliased)
+
+
+def _bounded(r: _Range, values: dict[str, datetime]) -> _Range | None:
+    """The range with its bounds evaluated; None when none of them is a constant."""
+    lowers = [values[text] for text in r.lowers if text in values]
+    uppers = [_upper(values[text], inclusive) for text, inclusive in r.uppers if text in values]
+    if not lowers and not uppers:
+        return None
+    return dataclasses.replace(r, since=max(lowers, default=None), until=min(uppers, default=None))
 
 
 def _scope(found: list[Token], j: int) -> Iterator[tuple[int, Token, bool]]:
@@ -189,9 +201,9 @@ def _conjuncts(found: list[Token], j: int) -> tuple[int, list[list[Token]] | Non
     return end, None if mixed else parts
 
 
-def _bound(backend: ClickHouseBackend, conjunct: list[Token], qualifiers: set[str],
-           sql: str) -> tuple[list[datetime], list[datetime]] | None:
-    """Lower and upper bounds from ``enqueue_time <op> constant`` or ``enqueue_time BETWEEN a AND b``."""
+def _bound(conjunct: list[Token], qualifiers: set[str], sql: str) -> tuple[list[str], list[tuple[str, bool]]] | None:
+    """Lower and upper bounds from ``enqueue_time <op> constant`` or ``enqueue_time BETWEEN a AND b``,
+    as expression texts (an upper bound says whether it is inclusive)."""
     rest = conjunct
     if len(rest) > 2 and rest[1].text == "." and rest[0].text.strip("`\"") in qualifiers:
         rest = rest[2:]
@@ -202,16 +214,16 @@ def _bound(backend: ClickHouseBackend, conjunct: list[Token], qualifiers: set[st
         ands = [k for k, t in enumerate(rest) if t.upper == "AND"]
         if len(ands) != 1:
             return None
-        low, high = _constant(backend, rest[:ands[0]], sql), _constant(backend, rest[ands[0] + 1:], sql)
-        return ([low] if low else [], [_upper(high, inclusive=True)] if high else [])
-    value = _constant(backend, rest, sql) if op else None
+        low, high = _expression(rest[:ands[0]], sql), _expression(rest[ands[0] + 1:], sql)
+        return ([low] if low else [], [(high, True)] if high else [])
+    value = _expression(rest, sql) if op else None
     if value is None:
         return None
     if op in (">", ">="):
         return [value], []
     if op in ("<", "<="):
-        return [], [_upper(value, inclusive=op == "<=")]
-    return [value], [_upper(value, inclusive=True)]  # =
+        return [], [(value, op == "<=")]
+    return [value], [(value, True)]  # =
 
 
 def _operator(rest: list[Token]) -> tuple[str | None, list[Token]]:
@@ -228,35 +240,50 @@ def _operator(rest: list[Token]) -> tuple[str | None, list[Token]]:
     return None, rest
 
 
-def _constant(backend: ClickHouseBackend, expression: list[Token], sql: str) -> datetime | None:
-    """The expression's value as a time, if it is a constant the engine can evaluate on its own."""
-    if not expression or any(t.kind == "word" and t.upper in _NOT_CONSTANT for t in expression) or any(
-            t.kind == "op" and t.text in "<>=!" for t in expression):
+def _expression(tokens_: list[Token], sql: str) -> str | None:
+    """The text of an expression that may be a constant: no column comparison, no subquery."""
+    if not tokens_ or any(t.kind == "word" and t.upper in _NOT_CONSTANT for t in tokens_) or any(
+            t.kind == "op" and t.text in "<>=!" for t in tokens_):
         return None
-    last = expression[-1]
-    text = sql[expression[0].start:last.start + len(last.text)]
+    last = tokens_[-1]
+    return sql[tokens_[0].start:last.start + len(last.text)]
+
+
+def _evaluate(backend: ClickHouseBackend, texts: list[str]) -> tuple[dict[str, datetime], datetime | None]:
+    """The value of each expression that is a constant time, and the warm cutoff: in one round trip
+    when every expression is one, else one each (an expression reading a column fails on its own)."""
+    if not texts:
+        return {}, None
+    unique = list(dict.fromkeys(texts))
+    columns = [f"toUnixTimestamp64Micro(toDateTime64({text}, 6, 'UTC')) AS c{k}" for k, text in enumerate(unique)]
+    cutoff = f"(SELECT toUnixTimestamp64Micro(cutoff) FROM {CUTOFF}) AS cutoff"
     try:
-        micros = backend.query_arrow(f"SELECT toUnixTimestamp64Micro(toDateTime64({text}, 6, 'UTC')) AS t")
+        row = backend.query_arrow(f"SELECT {', '.join([*columns, cutoff])}").to_pylist()[0]
+        return {text: _micros(row[f"c{k}"]) for k, text in enumerate(unique)}, _micros(row["cutoff"])
     except QueryError:
-        return None  # it reads a column, or is no time at all: no bound from it
-    return _EPOCH + timedelta(microseconds=micros.column(0)[0].as_py())
+        pass
+    values = {}
+    for text, column in zip(unique, columns, strict=True):
+        try:
+            values[text] = _micros(backend.query_arrow(f"SELECT {column}").column(0)[0].as_py())
+        except QueryError:
+            continue  # it reads a column, or is no time at all: no bound from it
+    try:
+        found = _micros(backend.query_arrow(f"SELECT {cutoff}").column(0)[0].as_py())
+    except QueryError:  # no federation here: no cutoff to route by
+        found = None
+    return values, found
 
 
-def _upper(value: datetime | None, inclusive: bool) -> datetime | None:
+def _micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _upper(value: datetime, inclusive: bool) -> datetime:
     """An exclusive upper bound in whole milliseconds, with slack for now() moving on."""
-    if value is None:
-        return None
     whole = value.replace(microsecond=value.microsecond // 1000 * 1000)
     step = timedelta(milliseconds=1) if inclusive or whole != value else timedelta(0)
     return min(whole + step + _SLACK, _END)
-
-
-def _cutoff(backend: ClickHouseBackend) -> datetime | None:
-    try:
-        value = backend.query_arrow(f"SELECT toUnixTimestamp64Milli(cutoff) AS t FROM {CUTOFF}").column(0)[0].as_py()
-    except QueryError:
-        return None
-    return _EPOCH + timedelta(milliseconds=value)
 
 
 def _literal(value: datetime) -> str:
