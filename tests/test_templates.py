@@ -127,7 +127,7 @@ def test_one_catalog_call_gives_tables_columns_functions_and_templates(archive):
     assert found.templates[:2] == ("queue-health", "error-investigation") and found.templates[-1] == "mine"
     jobs = found.table("jobs")
     assert jobs is not None and ("enqueue_time", "DateTime64(3, 'UTC')") in [(c.name, c.type) for c in jobs.columns]
-    assert {"jobs_archive", "jobs_cold", "jobs_between"} <= {t.name for t in found.tables}
+    assert {"jobs_archive", "jobs_cold", "jobs_cutoff"} <= {t.name for t in found.tables}
     assert "quantile" in found.aggregate_functions and "SELECT" in found.keywords
 
 

@@ -1,9 +1,13 @@
-"""Routing a query to the tiers it needs: ``FROM jobs`` with a time range runs as ``jobs_between``.
+"""Routing a query to the tiers it needs: ``FROM jobs`` with a time range reads only that range.
 
 ClickHouse cannot tell from ``enqueue_time >= X`` which Parquet files to skip: a file's hour is in its
 path, which the engine does not relate to the column. So the bounds a query puts on ``jobs`` are read
-here and handed to the ``jobs_between`` view, which picks cold files by their hive path before opening
-any, and opens none for a range inside the warm window. Only bounds that certainly hold are used:
+here, and ``jobs`` is replaced by a subquery over the tiers the range needs: jobs_archive from the warm
+cutoff on, and jobs_cold_hours before it, filtered on the file hour so that files outside the range are
+never opened. A range inside the warm window reads jobs_archive alone (the cold tier is not even
+listed). The cutoff is worked out once, with the bounds; should retention move it in the milliseconds
+before the query runs, the rows of the day it moved past would be missed by that one query.
+Only bounds that certainly hold are used:
 conjuncts of the WHERE (or PREWHERE) of a SELECT that reads ``jobs`` alone, comparing ``enqueue_time``
 with an expression the engine evaluates to a constant. Anything else (an OR at that level, a join, a
 CTE named jobs) is left as written: it reads every cold file, which is slower but equally right. The
@@ -20,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import QueryError
 from exporter.query.guard import Token, tokens
-from exporter.tiers.federation import BETWEEN, COLD, CUTOFF, FEDERATED, WARM
+from exporter.tiers.federation import COLD, COLD_HOURS, CUTOFF, FEDERATED, WARM
 
 WARM_TIER, COLD_TIER = "warm", "cold"
 _WARM_TABLES = {WARM, "queue_hourly_stats", "error_patterns"}
@@ -36,10 +40,13 @@ _EPOCH, _END = datetime(1970, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, 23, 59, 
 
 @dataclass(frozen=True)
 class Route:
-    """The statement to run and the tiers it reads (empty when it reads no archive table)."""
+    """The statement to run and the tiers it reads (empty when it reads no archive table). ``shape``
+    is the statement with every federated table read from jobs_archive instead: the same columns and
+    types (the views are built to match it), so DESCRIBE of it lists no cold file."""
 
     sql: str
     tiers: tuple[str, ...]
+    shape: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,11 @@ def route(backend: ClickHouseBackend, sql: str) -> Route:
     found = tokens(sql)
     tables = _tables(found)
     names = set(tables.values())
-    tiers = {WARM_TIER for name in names if name in _WARM_TABLES} | ({COLD_TIER} if COLD in names else set())
-    if BETWEEN in names:
-        tiers |= {WARM_TIER, COLD_TIER}
+    tiers = {WARM_TIER for name in names if name in _WARM_TABLES}
+    tiers |= {COLD_TIER} if names & {COLD, COLD_HOURS} else set()
+    shape = _shape(found, tables, sql)
     if FEDERATED not in names:
-        return Route(sql, _ordered(tiers))
+        return Route(sql, _ordered(tiers), shape)
     shadowed = any(t.text.strip("`\"") == FEDERATED and i + 2 < len(found) and found[i + 1].upper == "AS"
                    and found[i + 2].text == "(" for i, t in enumerate(found))  # WITH jobs AS (...)
     references = [i for i, name in tables.items() if name == FEDERATED]
@@ -71,28 +78,56 @@ def route(backend: ClickHouseBackend, sql: str) -> Route:
     ranges = [bounded for r in candidates if (bounded := _bounded(r, values))]
     if len(ranges) < len(references):
         tiers |= {WARM_TIER, COLD_TIER}
-    if not ranges:
-        return Route(sql, _ordered(tiers))
+    if not ranges or cutoff is None:  # no cutoff: no federation to route through
+        return Route(sql, _ordered(tiers | {WARM_TIER, COLD_TIER}), shape)
     for r in ranges:
         since, until = r.since or _EPOCH, r.until or _END
         if since < until:
-            tiers |= ({WARM_TIER} if cutoff is None or until > cutoff else set())
-            tiers |= ({COLD_TIER} if cutoff is None or since < cutoff else set())
+            tiers |= ({WARM_TIER} if until > cutoff else set())
+            tiers |= ({COLD_TIER} if since < cutoff else set())
     text = sql
     for r in sorted(ranges, key=lambda r: r.start, reverse=True):
         text = text[:r.start] + _replacement(r, cutoff) + text[r.end:]
-    return Route(text, _ordered(tiers))
+    return Route(text, _ordered(tiers), shape)
 
 
-def _replacement(r: _Range, cutoff: datetime | None) -> str:
-    """What reads the range: the warm table alone when it lies inside the warm window (not even the
-    cold tier's listing is needed then), else ``jobs_between``."""
-    since, until = _literal(r.since or _EPOCH), _literal(r.until or _END)
-    if cutoff is not None and (r.since or _EPOCH) >= cutoff:
-        read = f"(SELECT * FROM {WARM} WHERE enqueue_time >= '{since}' AND enqueue_time < '{until}')"
-    else:
-        read = f"{BETWEEN}(since = '{since}', until = '{until}')"
+def _shape(found: list[Token], tables: dict[int, str], sql: str) -> str:
+    """``sql`` with each read of jobs or jobs_cold made a read of jobs_archive."""
+    edits = []
+    for i, name in tables.items():
+        if name not in (FEDERATED, COLD):
+            continue
+        last = i
+        following = found[last + 1] if last + 1 < len(found) else None
+        aliased = following is not None and (following.upper == "AS" or (
+            following.kind in ("word", "quoted") and following.upper not in _NOT_ALIASES))
+        end = found[last].start + len(found[last].text)
+        edits.append((found[i].start, end, WARM if aliased else f"{WARM} AS {name}"))
+    for start, end, text in sorted(edits, reverse=True):
+        sql = sql[:start] + text + sql[end:]
+    return sql
+
+
+def _replacement(r: _Range, cutoff: datetime) -> str:
+    """A subquery reading the range from the tiers it needs: warm rows from the cutoff on, cold rows
+    before it from the files of the range's hours only."""
+    since, until = r.since or _EPOCH, r.until or _END
+    reads = []
+    if until > cutoff:
+        reads.append(f"SELECT * FROM {WARM} WHERE enqueue_time >= {_time(max(since, cutoff))} "
+                     f"AND enqueue_time < {_time(until)}")
+    if since < cutoff:
+        first_hour, end = since.replace(minute=0, second=0, microsecond=0), min(until, cutoff)
+        reads.append(f"SELECT * EXCEPT (file_hour) FROM {COLD_HOURS} WHERE file_hour >= {_time(first_hour)} "
+                     f"AND file_hour < {_time(end)} AND enqueue_time >= {_time(since)} AND enqueue_time < {_time(end)}")
+    if not reads:  # an empty range: no rows, the columns still
+        reads.append(f"SELECT * FROM {WARM} WHERE 0")
+    read = f"({' UNION ALL '.join(reads)})"
     return read if r.aliased else f"{read} AS {FEDERATED}"
+
+
+def _time(value: datetime) -> str:
+    return f"toDateTime64('{_literal(value)}', 3, 'UTC')"
 
 
 def _ordered(tiers: set[str]) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ def prepare(backend: ClickHouseBackend, sql: str) -> Route:
     if statement.kind == "EXPLAIN":
         return routed
     text = routed.sql
-    described = backend.query_arrow(f"DESCRIBE TABLE ({text})")
+    described = backend.query_arrow(f"DESCRIBE TABLE ({routed.shape or text})")  # lists no cold file
     enums = [name for name, kind in zip(described.column("name").to_pylist(),
                                         described.column("type").to_pylist(), strict=True)
              if "Enum8(" in kind or "Enum16(" in kind]

@@ -13,10 +13,9 @@ record, so each row is counted once: a day is served by one tier only, whatever 
 Both tables have exactly jobs_archive's column types (times in milliseconds, outcome as its Enum), so a
 row reads the same whichever tier serves it.
 
-``jobs_between(since=..., until=...)`` is ``jobs`` over a time range, [since, until): the cold side
-reads only the hours of the range before the cutoff, chosen by their hive path before any file is
-opened, and none at all for a range inside the warm window; within a file, row groups are skipped by
-their enqueue_time statistics. The query layer rewrites ``FROM jobs WHERE enqueue_time ...`` into it.
+``jobs_cold_hours`` is ``jobs_cold`` with each row's file hour (``file_hour``, from the hive path): a
+filter on it chooses files before any is opened, which the query layer's router uses to read only the
+hours a query's time range needs (ClickHouse cannot derive that from a filter on enqueue_time).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import settings_clause, sql_string
 from exporter.record import RECORD_SCHEMA
 
-WARM, COLD, FEDERATED, BETWEEN, CUTOFF = "jobs_archive", "jobs_cold", "jobs", "jobs_between", "jobs_cutoff"
+WARM, COLD, FEDERATED, COLD_HOURS, CUTOFF = "jobs_archive", "jobs_cold", "jobs", "jobs_cold_hours", "jobs_cutoff"
 _HIVE = {"year": "UInt16", "month": "UInt8", "day": "UInt8", "hour": "UInt8"}
 
 
@@ -127,12 +126,6 @@ def install(backend: ClickHouseBackend, source: ColdSource, ttl_days: int,
         f"UNION ALL SELECT {names} FROM {COLD} WHERE enqueue_time < {cutoff}"
     )
     backend.execute(f"CREATE OR REPLACE VIEW {CUTOFF} AS SELECT {cutoff} AS cutoff")
-    since, until = "{since:DateTime64(3, 'UTC')}", "{until:DateTime64(3, 'UTC')}"
-    cold_until = f"least({cutoff}, {until})"
-    hour = "makeDateTime(year, month, day, hour, 0, 0, 'UTC')"  # from the file's path: no file opened
-    backend.execute(
-        f"CREATE OR REPLACE VIEW {BETWEEN} AS "
-        f"SELECT {names} FROM {WARM} WHERE enqueue_time >= greatest({cutoff}, {since}) AND enqueue_time < {until} "
-        f"UNION ALL " + source.select(casts, f"{hour} >= toStartOfHour({since}) AND {hour} < {cold_until} "
-                                             f"AND enqueue_time >= {since} AND enqueue_time < {cold_until}")
-    )
+    hour = "makeDateTime(year, month, day, hour, 0, 0, 'UTC')"  # from the file's path
+    backend.execute(f"CREATE OR REPLACE VIEW {COLD_HOURS} AS {source.select(f'{casts}, {hour} AS file_hour')}")
+    backend.execute("DROP VIEW IF EXISTS jobs_between")  # a parameterized view of a development version
