@@ -29,6 +29,7 @@ QUERIES = [
     "SELECT count() AS n FROM jobs WHERE enqueue_time = (SELECT min(enqueue_time) FROM jobs_archive)",
     "WITH recent AS (SELECT * FROM jobs WHERE enqueue_time >= now() - INTERVAL 3 DAY) "
     "SELECT count() AS n FROM recent JOIN jobs USING job_id",
+    "SELECT count() AS n, min(enqueue_time) AS first FROM jobs_cold WHERE enqueue_time >= now() - INTERVAL 45 DAY",
 ]
 
 
@@ -49,9 +50,10 @@ def test_a_routed_query_answers_as_reading_everything_does(archive):
     rewritten = [route(warm.backend, sql).sql for sql in QUERIES]
     # Not the OR, nor a bound that is a subquery; in the last, the CTE's read is bounded, the join's is not.
     assert [new != old for new, old in zip(rewritten, QUERIES, strict=True)] == [True] * 6 + [False, True, False,
-                                                                                            True]
+                                                                                            True, True]
     assert "jobs_cold_hours" not in rewritten[0] and "FROM jobs_archive WHERE" in rewritten[0]  # warm only
-    assert rewritten[-1].count("FROM jobs_archive WHERE") == 1 and rewritten[-1].endswith("JOIN jobs USING job_id")
+    assert rewritten[-2].count("FROM jobs_archive WHERE") == 1 and rewritten[-2].endswith("JOIN jobs USING job_id")
+    assert "jobs_archive" not in rewritten[-1] and "FROM jobs_cold_hours WHERE file_hour" in rewritten[-1]
     assert "jobs_cold_hours" in rewritten[1] and "FROM jobs_archive" not in rewritten[1]  # cold only
 
 
@@ -94,6 +96,8 @@ def test_a_cold_range_opens_only_its_hours(archive):
     assert result.tiers == ("cold",) and result.table.column("n")[0].as_py() > 0
     everything = run(warm.backend, "SELECT count() AS n FROM jobs WHERE enqueue_time >= '2001-01-02'")
     assert 0 < result.stats.rows_read < everything.stats.rows_read
+    cold = run(warm.backend, "SELECT count() AS n FROM jobs_cold WHERE enqueue_time >= '2001-01-02'")
+    assert cold.tiers == ("cold",) and cold.table.column("n")[0].as_py() > result.table.column("n")[0].as_py()
 
 
 @pytest.mark.parametrize(("sql", "bounds"), [

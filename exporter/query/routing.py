@@ -51,7 +51,8 @@ class Route:
 
 @dataclass(frozen=True)
 class _Range:
-    start: int  # offsets of the ``jobs`` token to replace
+    table: str  # jobs or jobs_cold
+    start: int  # offsets of the table's name, to replace
     end: int
     lowers: list[str]  # constant expressions enqueue_time is at least
     uppers: list[tuple[str, bool]]  # ... and below (or, when True, at most)
@@ -61,34 +62,40 @@ class _Range:
 
 
 def route(backend: ClickHouseBackend, sql: str) -> Route:
-    """``sql`` (already passed by the guard) with each bounded ``FROM jobs`` rewritten, and its tiers."""
+    """``sql`` (already passed by the guard) with each bounded read of jobs or jobs_cold rewritten, and
+    the tiers it reads."""
     found = tokens(sql)
     tables = _tables(found)
-    names = set(tables.values())
-    tiers = {WARM_TIER for name in names if name in _WARM_TABLES}
-    tiers |= {COLD_TIER} if names & {COLD, COLD_HOURS} else set()
     shape = _shape(found, tables, sql)
-    if FEDERATED not in names:
-        return Route(sql, _ordered(tiers), shape)
-    shadowed = any(t.text.strip("`\"") == FEDERATED and i + 2 < len(found) and found[i + 1].upper == "AS"
+    routable = {FEDERATED, COLD}
+    shadowed = any(t.text.strip("`\"") in routable and i + 2 < len(found) and found[i + 1].upper == "AS"
                    and found[i + 2].text == "(" for i, t in enumerate(found))  # WITH jobs AS (...)
-    references = [i for i, name in tables.items() if name == FEDERATED]
-    candidates = [] if shadowed else [r for i in references if (r := _range(found, i, sql))]
+    candidates = [] if shadowed else [r for i, name in tables.items()
+                                      if name in routable and (r := _range(found, i, name, sql))]
     values, cutoff = _evaluate(backend, [text for r in candidates for text in r.lowers + [t for t, _ in r.uppers]])
-    ranges = [bounded for r in candidates if (bounded := _bounded(r, values))]
-    if len(ranges) < len(references):
-        tiers |= {WARM_TIER, COLD_TIER}
-    if not ranges or cutoff is None:  # no cutoff: no federation to route through
-        return Route(sql, _ordered(tiers | {WARM_TIER, COLD_TIER}), shape)
-    for r in ranges:
-        since, until = r.since or _EPOCH, r.until or _END
-        if since < until:
-            tiers |= ({WARM_TIER} if until > cutoff else set())
-            tiers |= ({COLD_TIER} if since < cutoff else set())
+    ranges = [] if cutoff is None else [bounded for r in candidates if (bounded := _bounded(r, values))]
     text = sql
     for r in sorted(ranges, key=lambda r: r.start, reverse=True):
-        text = text[:r.start] + _replacement(r, cutoff) + text[r.end:]
-    return Route(text, _ordered(tiers), shape)
+        text = text[:r.start] + _replacement(r, cutoff) + text[r.end:]  # type: ignore[arg-type]
+    return Route(text, _tiers(found, tables, {r.start: r for r in ranges}, cutoff), shape)
+
+
+def _tiers(found: list[Token], tables: dict[int, str], ranges: dict[int, _Range],
+           cutoff: datetime | None) -> tuple[str, ...]:
+    """The tiers the statement reads: by table, and for a bounded read of jobs, by its range."""
+    tiers: set[str] = set()
+    for i, name in tables.items():
+        r = ranges.get(found[i].start)
+        if name in _WARM_TABLES:
+            tiers.add(WARM_TIER)
+        elif name in (COLD, COLD_HOURS):
+            tiers.add(COLD_TIER)
+        elif name == FEDERATED and (r is None or cutoff is None):
+            tiers |= {WARM_TIER, COLD_TIER}
+        elif name == FEDERATED and (r.since or _EPOCH) < (r.until or _END):
+            tiers |= {WARM_TIER} if (r.until or _END) > cutoff else set()
+            tiers |= {COLD_TIER} if (r.since or _EPOCH) < cutoff else set()
+    return tuple(t for t in (WARM_TIER, COLD_TIER) if t in tiers)
 
 
 def _shape(found: list[Token], tables: dict[int, str], sql: str) -> str:
@@ -112,6 +119,8 @@ def _replacement(r: _Range, cutoff: datetime) -> str:
     """A subquery reading the range from the tiers it needs: warm rows from the cutoff on, cold rows
     before it from the files of the range's hours only."""
     since, until = r.since or _EPOCH, r.until or _END
+    if r.table == COLD:  # the cold tier only, whatever the cutoff
+        cutoff = _END
     reads = []
     if until > cutoff:
         reads.append(f"SELECT * FROM {WARM} WHERE enqueue_time >= {_time(max(since, cutoff))} "
@@ -123,15 +132,11 @@ def _replacement(r: _Range, cutoff: datetime) -> str:
     if not reads:  # an empty range: no rows, the columns still
         reads.append(f"SELECT * FROM {WARM} WHERE 0")
     read = f"({' UNION ALL '.join(reads)})"
-    return read if r.aliased else f"{read} AS {FEDERATED}"
+    return read if r.aliased else f"{read} AS {r.table}"
 
 
 def _time(value: datetime) -> str:
     return f"toDateTime64('{_literal(value)}', 3, 'UTC')"
-
-
-def _ordered(tiers: set[str]) -> tuple[str, ...]:
-    return tuple(t for t in (WARM_TIER, COLD_TIER) if t in tiers)
 
 
 def _tables(found: list[Token]) -> dict[int, str]:
@@ -147,11 +152,11 @@ def _tables(found: list[Token]) -> dict[int, str]:
     return tables
 
 
-def _range(found: list[Token], i: int, sql: str) -> _Range | None:
-    """The bounds on enqueue_time of the SELECT reading ``jobs`` at token ``i`` (not yet evaluated)."""
+def _range(found: list[Token], i: int, table: str, sql: str) -> _Range | None:
+    """The bounds on enqueue_time of the SELECT reading ``table`` at token ``i`` (not yet evaluated)."""
     if found[i - 1].upper != "FROM" or (i + 1 < len(found) and found[i + 1].text == "("):
         return None
-    qualifiers = {FEDERATED}
+    qualifiers = {table}
     j = i + 1
     if j < len(found) and found[j].upper == "AS":
         j += 1
@@ -172,7 +177,7 @@ def _range(found: list[Token], i: int, sql: str) -> _Range | None:
     if not lowers and not uppers:
         return None
     token = found[i]
-    return _Range(token.start, token.start + len(token.text), lowers, uppers, aliased)
+    return _Range(table, token.start, token.start + len(token.text), lowers, uppers, aliased)
 
 
 def _bounded(r: _Range, values: dict[str, datetime]) -> _Range | None:
