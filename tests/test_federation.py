@@ -72,6 +72,25 @@ def test_jobs_is_every_row_once_whatever_state_retention_is_in(archive):
     assert by_month(warm) == expected and distinct(warm) == (6000, 6000)
 
 
+def test_over_400_days_each_month_and_outcome_is_counted_once(config, redis_client):
+    """Thirteen months with a 30-day warm window, in one batch (no more files than hours): month by
+    outcome over jobs equals the Parquet files read by pyarrow, before and after the warm tier's
+    oldest partitions are dropped the way retention will."""
+    config = config.replace("retention", clickhouse_ttl=30 * 86400.0).replace("pipeline", batch_size=5000)
+    seed_stream(redis_client, STREAM, 3000, days=400, failure_rate=0.2, seed=34)
+    with runtime.open_warm(config) as warm, runtime.open_cold(config) as cold:
+        ExportPipeline(config, redis_client, warm, cold, "test-exporter").run(once=True)
+        expected = oracle(cold)
+        assert sum(expected.values()) == 3000 and len({month for month, _ in expected}) >= 13
+        assert by_month(warm) == expected and distinct(warm) == (3000, 3000)
+        days = warm.backend.query_arrow("SELECT DISTINCT partition FROM system.parts WHERE active AND "
+                                        "table = 'jobs_archive' ORDER BY partition LIMIT 10").column(0).to_pylist()
+        assert days
+        for day in days:
+            warm.backend.execute(f"ALTER TABLE jobs_archive DROP PARTITION '{day}'")
+        assert by_month(warm) == expected and distinct(warm) == (3000, 3000)
+
+
 def test_both_tiers_read_alike(archive):
     warm, _ = archive
     types = {t: warm.backend.query_arrow(f"DESCRIBE TABLE {t}").select(["name", "type"]).to_pylist()
