@@ -110,7 +110,8 @@ class ClickHouseBackend(Protocol):
                       stats: QueryStats | None = None, batch_rows: int = 65536) -> pa.RecordBatchReader:
         """Run a query and hand its result over batch by batch as the engine produces it, so a result
         larger than memory can be written out; the connection is held until the reader is exhausted or
-        closed. ``stats`` is filled in as it goes: chdb reports progress apart from the rows and its last
+        dropped (pyarrow's ``close()`` leaves the batches behind a reader running until it is dropped).
+        ``stats`` is filled in as it goes: chdb reports progress apart from the rows and its last
         report may not arrive, so for a stream the figures can fall short of what was read."""
 
     def cancel(self, query_id: str) -> bool:

@@ -102,8 +102,6 @@ class _LimitNamed:
             yield from self._reader
         except QueryError as exc:
             raise _named_limit(exc, self._limits) or exc from None
-        finally:
-            self._reader.close()
 
 
 def _named_limit(exc: QueryError, limits: Limits | None) -> LimitExceeded | None:
