@@ -71,6 +71,16 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None or value == "" else _text(value)
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """A list of names, in YAML or as comma-separated text (from the environment)."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) and i.strip() for i in items):
+        raise ValueError(f"expected a list of names, got {value!r}")
+    return tuple(i.strip() for i in items)
+
+
 def _secret(value: Any) -> str | None:
     """A password or key: validated like text, but its value never appears in an error."""
     if value is None or value == "":
@@ -199,6 +209,12 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class RetentionConfig:
     redis_ttl: float = _setting(7 * 86400.0, _duration, "hot tier: how long Redis keeps job data")
+    dlq_ttl: float = _setting(30 * 86400.0, _duration, "how long the dead-letter stream keeps an entry")
+    dlq_max_length: int = _setting(100_000, _int(1), "the dead-letter stream keeps at most this many entries")
+    protect_groups: tuple[str, ...] = _setting((), _names, "other consumer groups whose unread entries stay too")
+    job_key_pattern: str | None = _setting(None, _optional_text,
+                                           "keys of per-job data (e.g. job:*) given redis_ttl when they have none")
+    interval: float = _setting(3600.0, _duration, "how often a running exporter applies the policy")
     clickhouse_ttl: float = _setting(365 * 86400.0, _duration, "warm tier: ClickHouse row TTL")
     s3_archive_ttl: float = _setting(7 * 365 * 86400.0, _duration, "cold tier: Parquet lifetime")
     payload_sampling_rate: float = _setting(0.01, _fraction, "share of payload samples kept (failures: all)")
@@ -423,6 +439,8 @@ def render_example() -> str:
                 shown = "null"
             elif spec.metadata["parse"] is _user_templates:
                 shown = "{}"
+            elif spec.metadata["parse"] is _names:
+                shown = "[]"
             elif isinstance(value, bool):
                 shown = str(value).lower()
             elif spec.metadata["parse"] in (parse_size, _size):

@@ -1,0 +1,1 @@
+"""Keeping the archive in shape: retention of each tier (and, later, compaction and GDPR erasure)."""

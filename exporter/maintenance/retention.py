@@ -1,0 +1,122 @@
+"""The RetentionManager: applies the retention policy tier by tier and reports what it did, as data.
+
+One manager at a time: a run holds a lease in Redis (``<stream>:retention:lease``), so two exporters
+applying the policy on their schedules never trim at once; the second one reports that it skipped.
+Time is a parameter (``now``), so tests move the clock instead of waiting for it.
+
+Built so far: the hot tier (Redis). The warm tier still relies on its table TTL, and the cold tier
+keeps every file.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import redis
+
+from exporter.config import Config
+from exporter.maintenance import hot
+from exporter.maintenance.hot import TierReport
+from exporter.maintenance.lease import LeaseHeld, lease
+
+TIERS = ("redis",)
+LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
+
+
+@dataclass
+class RetentionRun:
+    """One pass over the tiers: each tier's report, or why the pass did not run."""
+
+    started_at: float
+    dry_run: bool
+    tiers: list[TierReport] = field(default_factory=list)
+    skipped: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class RetentionManager:
+    def __init__(self, config: Config, client: redis.Redis, now: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.client = client
+        self.now = now
+        self.stream_key = config.pipeline.stream_key
+        self.lease_key = f"{self.stream_key}:retention:lease"
+
+    def apply(self, tiers: tuple[str, ...] = TIERS, dry_run: bool = False) -> RetentionRun:
+        """Apply the policy to ``tiers`` (a dry run changes nothing and needs no lease)."""
+        run = RetentionRun(self.now(), dry_run)
+        if dry_run:
+            run.tiers = [self._tier(name, dry_run) for name in tiers]
+            return run
+        try:
+            with lease(self.client, self.lease_key, LEASE_SECONDS):
+                run.tiers = [self._tier(name, dry_run) for name in tiers]
+        except LeaseHeld as held:
+            run.skipped = str(held)
+        return run
+
+    def _tier(self, name: str, dry_run: bool) -> TierReport:
+        started = time.perf_counter()
+        report = {"redis": self._redis}[name](dry_run)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _redis(self, dry_run: bool) -> TierReport:
+        policy, pipeline = self.config.retention, self.config.pipeline
+        report = TierReport("redis", dry_run)
+        now_ms = int(self.now() * 1000)
+        groups = [pipeline.consumer_group, *policy.protect_groups]
+        point = hot.trim_point(self.client, self.stream_key, groups, now_ms - int(policy.redis_ttl * 1000))
+        if point.refused:
+            report.refused.append(point.refused)
+        elif point.minid is not None:
+            removed, freed = hot.trim_stream(self.client, self.stream_key, point.minid, dry_run)
+            report.removed += removed
+            report.bytes_removed = freed
+            report.details["stream"] = {"removed": removed, "trimmed_to": hot.format_id(point.minid),
+                                        "decided_by": point.decided_by}
+        dlq_key = f"{self.stream_key}:dlq"
+        removed, freed = hot.trim_dead_letters(self.client, dlq_key, now_ms - int(policy.dlq_ttl * 1000),
+                                               policy.dlq_max_length, dry_run)
+        report.removed += removed
+        if freed is not None:
+            report.bytes_removed = (report.bytes_removed or 0) + freed
+        report.details["dead_letters"] = {"removed": removed}
+        if policy.job_key_pattern:
+            given = hot.expire_job_keys(self.client, policy.job_key_pattern, policy.redis_ttl, self.stream_key,
+                                        dry_run)
+            report.details["job_keys"] = {"pattern": policy.job_key_pattern, "ttl_given": given}
+        return report
+
+    def show(self) -> dict:
+        """The policy, what the hot tier holds, and what the next run would do."""
+        policy = self.config.retention
+        dlq_key = f"{self.stream_key}:dlq"
+        memory = hot.redis_memory(self.client)
+        holds = {
+            "stream": _stream_state(self.client, self.stream_key),
+            "dead_letters": _stream_state(self.client, dlq_key),
+            "memory": memory,
+        }
+        return {
+            "policy": {"redis_ttl": policy.redis_ttl, "dlq_ttl": policy.dlq_ttl,
+                       "dlq_max_length": policy.dlq_max_length, "protect_groups": list(policy.protect_groups),
+                       "job_key_pattern": policy.job_key_pattern, "interval": policy.interval},
+            "redis": holds,
+            "next_run": self.apply(dry_run=True).as_dict(),
+        }
+
+
+def _stream_state(client: redis.Redis, key: str) -> dict:
+    """Entries, oldest and newest entry time (ms, from their ids), and memory used."""
+    length = client.xlen(key)
+    if not length:
+        return {"entries": 0, "oldest_ms": None, "newest_ms": None, "bytes": hot.memory_usage(client, key) or 0}
+    oldest = client.xrange(key, "-", "+", count=1)[0][0]
+    newest = client.xrevrange(key, "+", "-", count=1)[0][0]
+    return {"entries": length, "oldest_ms": hot.parse_id(oldest)[0], "newest_ms": hot.parse_id(newest)[0],
+            "bytes": hot.memory_usage(client, key)}
