@@ -21,14 +21,18 @@ from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
+import redis
 
 from archives_tui.render import FORMATS, human_size, render
+from archives_tui.retention_view import retention_text, run_text
 from archives_tui.status_view import status_text
 from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
 from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
+from exporter.maintenance.retention import TIERS as RETENTION_TIERS
+from exporter.maintenance.retention import RetentionManager
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.query import templates, writers
@@ -126,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     find = commands.add_parser("find", help="one job's every event: stream, dead letters, archive")
     find.add_argument("id", help="a job_id or a trace_id")
     find.add_argument("--format", choices=FORMATS, default="table")
+
+    retention = commands.add_parser("retention", help="the retention policy: show it, or apply it now")
+    actions = retention.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="the policy, what each tier holds, and what the next run would do")
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    apply = actions.add_parser("apply", help="apply the policy now (under the same lease as the exporter's runs)")
+    apply.add_argument("--dry-run", action="store_true", help="say what would be removed; change nothing")
+    apply.add_argument("--tier", choices=RETENTION_TIERS, action="append",
+                       help="only this tier (may be given again; default: every tier built so far)")
+    apply.add_argument("--format", choices=("table", "json"), default="table")
 
     commands.add_parser("stop", help="stop the embedded Redis server")
     return parser
@@ -366,6 +380,27 @@ def cmd_status(config: Config, args) -> int:
     return 2 if info["down"] else 0
 
 
+def cmd_retention(config: Config, args) -> int:
+    client = runtime.connect_redis(config)
+    try:
+        manager = RetentionManager(config, client)
+        if args.action == "show":
+            shown = manager.show()
+            text = retention_text(shown)
+        else:
+            shown = manager.apply(tuple(args.tier or RETENTION_TIERS), dry_run=args.dry_run).as_dict()
+            text = run_text(shown)
+    except redis.RedisError as exc:
+        raise ArchivesError(f"Redis failed during retention: {runtime.describe(exc)}") from None
+    finally:
+        client.close()
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(text)
+    return 1 if args.action == "apply" and shown.get("skipped") else 0
+
+
 def cmd_stop(config: Config, args) -> int:
     if config.redis.url:
         raise UsageError("redis.url is configured: the embedded Redis server is not in use")
@@ -375,4 +410,5 @@ def cmd_stop(config: Config, args) -> int:
 
 
 COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "templates": cmd_templates,
-            "history": cmd_history, "find": cmd_find, "status": cmd_status, "stop": cmd_stop}
+            "history": cmd_history, "find": cmd_find, "status": cmd_status, "retention": cmd_retention,
+            "stop": cmd_stop}

@@ -107,3 +107,27 @@ def test_two_managers_never_trim_at_once(config, stream):
         run = manager(config, stream).apply()
     assert run.skipped and "holds the lease" in run.skipped and len(ids(stream)) == 30 * 24
     assert manager(config, stream).apply().skipped is None  # given back when done
+
+
+def test_the_cli_shows_and_applies_the_policy(config, stream, tmp_path, capsys):
+    import json
+    import time
+
+    from archives_tui.cli import main
+    from tests.test_outages import write_config
+
+    now_ms = int(time.time() * 1000)
+    stream.delete(STREAM)
+    for day in range(10):  # ten entries a day apart, the newest an hour old, all archived
+        stream.xadd(STREAM, {"data": "{}"}, id=f"{now_ms - (9 - day) * DAY_MS - 3_600_000}-0")
+    stream.xgroup_create(STREAM, GROUP, id="$")
+    config_file = write_config(tmp_path / "archives.yaml", config, retention={"redis_ttl": "7d"})
+    assert main(["--config", str(config_file), "retention", "show", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["redis"]["stream"]["entries"] == 10 and shown["next_run"]["tiers"][0]["removed"] == 3
+    assert main(["--config", str(config_file), "retention", "apply"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("redis: removed 3 stream entries (those before ") and stream.xlen(STREAM) == 7
+    with lease(stream, f"{STREAM}:retention:lease", 60):
+        assert main(["--config", str(config_file), "retention", "apply"]) == 1
+    assert capsys.readouterr().out.startswith("skipped: another retention run holds the lease")

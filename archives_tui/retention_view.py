@@ -1,0 +1,61 @@
+"""`archives retention show` and `apply` as text: the policy, what the hot tier holds, and each tier's
+report (what was removed, what was refused and why)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from archives_tui.render import human_size
+from exporter.units import format_duration
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else "-"
+
+
+def _share(part: int | None, whole: int) -> str:
+    return f" ({100 * part / whole:.0f}% of Redis)" if part and whole else ""
+
+
+def retention_text(shown: dict) -> str:
+    policy, held = shown["policy"], shown["redis"]
+    memory = held["memory"]
+    limit = human_size(memory["maxmemory"]) if memory["maxmemory"] else "no maxmemory"
+    lines = [
+        f"policy: Redis keeps {format_duration(policy['redis_ttl'])} of the stream (never an entry not yet "
+        f"archived); dead letters {format_duration(policy['dlq_ttl'])}, at most {policy['dlq_max_length']:,}; "
+        f"applied every {format_duration(policy['interval'])} by a running exporter",
+        f"  protected groups: {', '.join(policy['protect_groups']) or 'none'}; "
+        f"job keys given the TTL: {policy['job_key_pattern'] or 'none'}",
+        f"redis: {human_size(memory['used'])} used of {limit}",
+    ]
+    for name, key in (("stream", "stream"), ("dead letters", "dead_letters")):
+        state = held[key]
+        lines.append(f"  {name:<13} {state['entries']:,} entries, {human_size(state['bytes'])}"
+                     f"{_share(state['bytes'], memory['used'])}; {_when(state['oldest_ms'])} to "
+                     f"{_when(state['newest_ms'])}")
+    lines.append("next run: " + run_text(shown["next_run"]).removeprefix("dry run: "))
+    return "\n".join(lines)
+
+
+def run_text(run: dict) -> str:
+    """A retention run (``RetentionRun.as_dict()``), a line per tier: what was (or would be) removed,
+    and anything refused."""
+    if run["skipped"]:
+        return f"skipped: {run['skipped']}"
+    verb = "would remove" if run["dry_run"] else "removed"
+    lines = []
+    for report in run["tiers"]:
+        details = report["details"]
+        parts = [f"{details[k]['removed']:,} {name}" for k, name in (("stream", "stream entries"),
+                                                                    ("dead_letters", "dead letters")) if k in details]
+        if "stream" in details:
+            to = int(details["stream"]["trimmed_to"].partition("-")[0])
+            parts[0] += f" (those before {_when(to)}, bounded by {details['stream']['decided_by']})"
+        if "job_keys" in details:
+            parts.append(f"{details['job_keys']['ttl_given']:,} job keys given a TTL")
+        freed = f", {human_size(report['bytes_removed'])} freed" if report["bytes_removed"] else ""
+        lines.append(f"{report['tier']}: {verb} {'; '.join(parts) or 'nothing'}{freed} "
+                     f"in {report['seconds']:.2f}s")
+        lines += [f"  refused: {reason}" for reason in report["refused"]]
+    return ("dry run: " if run["dry_run"] else "") + "\n".join(lines)
