@@ -33,6 +33,7 @@ from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError
 from exporter.maintenance.retention import TIERS as RETENTION_TIERS
 from exporter.maintenance.retention import RetentionManager
+from exporter.maintenance.schedule import RetentionSchedule
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.query import templates, writers
@@ -196,11 +197,17 @@ def cmd_export(config: Config, args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    schedule = None if args.once else RetentionSchedule(RetentionManager(config, archive.redis),
+                                                         config.retention.interval)
     started = time.perf_counter()
     try:
+        if schedule is not None:
+            schedule.start()
         with tuned_for_export():
             metrics = pipeline.run(once=args.once)
     finally:
+        if schedule is not None:
+            schedule.stop()
         archive.close()
     elapsed = time.perf_counter() - started
     rate = metrics.archived / elapsed if elapsed else 0.0

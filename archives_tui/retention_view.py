@@ -34,6 +34,10 @@ def retention_text(shown: dict) -> str:
         lines.append(f"  {name:<13} {state['entries']:,} entries, {human_size(state['bytes'])}"
                      f"{_share(state['bytes'], memory['used'])}; {_when(state['oldest_ms'])} to "
                      f"{_when(state['newest_ms'])}")
+    last = shown.get("last_run")
+    if last:
+        when = datetime.fromtimestamp(last["started_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(f"last run ({when}): " + run_text(last))
     lines.append("next run: " + run_text(shown["next_run"]).removeprefix("dry run: "))
     return "\n".join(lines)
 

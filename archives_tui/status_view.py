@@ -45,8 +45,24 @@ def _stream_line(s: dict) -> str:
         oldest = "" if s.get("oldest_pending_seconds") is None else \
             f" (oldest {_duration(s['oldest_pending_seconds'])})"
         backlog = f"{s['pending']:,} pending{oldest}, {undelivered} undelivered"
-    return (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
+    line = (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
             f"lag {_duration(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
+    memory = s.get("memory")
+    if memory:
+        limit = f" of {human_size(memory['maxmemory'])}" if memory["maxmemory"] else " (no maxmemory)"
+        shares = ", ".join(f"{name} {human_size(s[key])}" for name, key in (("stream", "stream_bytes"),
+                                                                           ("DLQ", "dlq_bytes")) if s.get(key))
+        line += f"\n       Redis memory {human_size(memory['used'])}{limit}{f'; {shares}' if shares else ''}"
+    return line
+
+
+def _retention_line(retention: dict | None) -> str:
+    last = (retention or {}).get("last_run")
+    if not last:
+        return "retention: not applied yet (a running exporter applies it every retention.interval)"
+    parts = [f"{t['tier']} removed {t['removed']:,}" + "".join(f" (refused: {r})" for r in t["refused"])
+             for t in last["tiers"]]
+    return f"retention: last run {_when(last['started_at'])}: {'; '.join(parts)}"
 
 
 def _exporter_line(e: dict) -> str:
@@ -66,6 +82,8 @@ def _exporter_line(e: dict) -> str:
 
 def status_text(info: dict) -> str:
     lines = [_stream_line(info["stream"]), _tier_line("warm", info["warm"]), _tier_line("cold", info["cold"])]
+    if info["stream"]["state"] == "up":
+        lines.append(_retention_line(info.get("retention")))
     lines += [_exporter_line(e) for e in info["exporters"]]
     if info["last_error"]:
         lines.append(f"last error {_when(info.get('last_error_at'))}: {info['last_error']}")

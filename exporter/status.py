@@ -18,6 +18,8 @@ from exporter import runtime
 from exporter.batch import as_text, id_order
 from exporter.config import Config
 from exporter.errors import ArchivesError, StoreBusyError
+from exporter.maintenance import hot
+from exporter.maintenance.retention import RetentionManager
 from exporter.metrics import read_published
 from exporter.redact import redact
 from exporter.stream import mark_key
@@ -57,7 +59,8 @@ def stream_status(client: redis.Redis, config: Config) -> dict:
     key, group = p.stream_key, p.consumer_group
     now = time.time()
     info: dict = {"state": "up", "stream_key": key, "length": client.xlen(key),
-                  "dlq_length": client.xlen(f"{key}:dlq")}
+                  "dlq_length": client.xlen(f"{key}:dlq"), "memory": hot.redis_memory(client),
+                  "stream_bytes": hot.memory_usage(client, key), "dlq_bytes": hot.memory_usage(client, f"{key}:dlq")}
     mark = client.get(mark_key(key, group))
     info["archived_through"] = as_text(mark) if mark else None
     groups = {as_text(g["name"]): g for g in (client.xinfo_groups(key) if client.exists(key) else [])}
@@ -138,6 +141,7 @@ def collect(config: Config) -> dict:
         try:
             report["stream"] = stream_status(client, config)
             exporters = read_published(client, config.pipeline.stream_key)
+            report["retention"] = {"last_run": RetentionManager(config, client).last_run()}
         except redis.RedisError as exc:
             report["stream"] = {"stream_key": config.pipeline.stream_key, **_down(exc)}
         finally:

@@ -131,3 +131,33 @@ def test_the_cli_shows_and_applies_the_policy(config, stream, tmp_path, capsys):
     with lease(stream, f"{STREAM}:retention:lease", 60):
         assert main(["--config", str(config_file), "retention", "apply"]) == 1
     assert capsys.readouterr().out.startswith("skipped: another retention run holds the lease")
+
+
+def test_the_exporters_schedule_applies_the_policy_and_keeps_the_report(config, stream):
+    import time
+
+    from exporter.maintenance.schedule import RetentionSchedule
+
+    retention = manager(config, stream)
+    schedule = RetentionSchedule(retention, interval=3600, first_after=0)
+    schedule.start()
+    deadline = time.monotonic() + 10
+    while retention.last_run() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the thread's first run, not for the clock the policy reads
+    started = time.monotonic()
+    schedule.stop()
+    assert time.monotonic() - started < 2
+    last = retention.last_run()
+    assert last is not None and last["tiers"][0]["removed"] == 23 * 24 and len(ids(stream)) == 7 * 24
+
+
+def test_status_shows_redis_memory_and_the_last_run(config, stream):
+    from archives_tui.status_view import status_text
+    from exporter.status import collect
+
+    manager(config, stream).apply()
+    info = collect(config)
+    assert info["stream"]["memory"]["used"] > 0 and info["stream"]["stream_bytes"] > 0
+    assert info["retention"]["last_run"]["tiers"][0]["removed"] == 23 * 24
+    text = status_text(info)
+    assert "Redis memory " in text and f"redis removed {23 * 24:,}" in text

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import orjson
 import redis
 
 from exporter.config import Config
@@ -23,6 +24,7 @@ from exporter.maintenance.lease import LeaseHeld, lease
 
 TIERS = ("redis",)
 LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
+LAST_RUN_KEPT = 30 * 86400  # seconds the last run's report stays readable
 
 
 @dataclass
@@ -45,6 +47,7 @@ class RetentionManager:
         self.now = now
         self.stream_key = config.pipeline.stream_key
         self.lease_key = f"{self.stream_key}:retention:lease"
+        self.last_key = f"{self.stream_key}:retention:last"
 
     def apply(self, tiers: tuple[str, ...] = TIERS, dry_run: bool = False) -> RetentionRun:
         """Apply the policy to ``tiers`` (a dry run changes nothing and needs no lease)."""
@@ -57,7 +60,14 @@ class RetentionManager:
                 run.tiers = [self._tier(name, dry_run) for name in tiers]
         except LeaseHeld as held:
             run.skipped = str(held)
+            return run
+        self.client.set(self.last_key, orjson.dumps(run.as_dict()), ex=LAST_RUN_KEPT)
         return run
+
+    def last_run(self) -> dict | None:
+        """The last run that applied the policy (any process's), for status and the dashboard."""
+        raw = self.client.get(self.last_key)
+        return orjson.loads(raw) if raw else None
 
     def _tier(self, name: str, dry_run: bool) -> TierReport:
         started = time.perf_counter()
@@ -107,6 +117,7 @@ class RetentionManager:
                        "dlq_max_length": policy.dlq_max_length, "protect_groups": list(policy.protect_groups),
                        "job_key_pattern": policy.job_key_pattern, "interval": policy.interval},
             "redis": holds,
+            "last_run": self.last_run(),
             "next_run": self.apply(dry_run=True).as_dict(),
         }
 
