@@ -30,7 +30,7 @@ from exporter import runtime
 from exporter.config import Config, load_config
 from exporter.embedded import data_dir, stop_redis
 from exporter.engine.interface import Limits
-from exporter.errors import ArchivesError
+from exporter.errors import ArchivesError, StoreBusyError
 from exporter.maintenance.retention import TIERS as RETENTION_TIERS
 from exporter.maintenance.retention import RetentionManager
 from exporter.maintenance.schedule import RetentionSchedule
@@ -197,7 +197,7 @@ def cmd_export(config: Config, args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    schedule = None if args.once else RetentionSchedule(RetentionManager(config, archive.redis),
+    schedule = None if args.once else RetentionSchedule(RetentionManager(config, archive.redis, warm=archive.warm),
                                                          config.retention.interval)
     started = time.perf_counter()
     try:
@@ -389,18 +389,28 @@ def cmd_status(config: Config, args) -> int:
 
 def cmd_retention(config: Config, args) -> int:
     client = runtime.connect_redis(config)
+    tiers = tuple(args.tier or RETENTION_TIERS) if args.action == "apply" else RETENTION_TIERS
+    warm, unavailable = None, "the warm store is not open here"
+    if "warm" in tiers:
+        try:
+            warm = runtime.open_warm(config)
+        except StoreBusyError:
+            unavailable = ("the exporter running on this store owns it and applies warm retention on its schedule "
+                           "(retention.interval)")
     try:
-        manager = RetentionManager(config, client)
+        manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable)
         if args.action == "show":
             shown = manager.show()
             text = retention_text(shown)
         else:
-            shown = manager.apply(tuple(args.tier or RETENTION_TIERS), dry_run=args.dry_run).as_dict()
+            shown = manager.apply(tiers, dry_run=args.dry_run).as_dict()
             text = run_text(shown)
     except redis.RedisError as exc:
         raise ArchivesError(f"Redis failed during retention: {runtime.describe(exc)}") from None
     finally:
         client.close()
+        if warm is not None:
+            warm.close()
     if args.format == "json":
         sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2) + b"\n")
     else:

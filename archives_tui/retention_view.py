@@ -58,6 +58,11 @@ def run_text(run: dict) -> str:
             parts[0] += f" (those before {_when(to)}, bounded by {details['stream']['decided_by']})"
         if "job_keys" in details:
             parts.append(f"{details['job_keys']['ttl_given']:,} job keys given a TTL")
+        if "days" in details:
+            days = details["days"]["removed"]
+            span = f" ({days[0]} to {days[-1]})" if days else ""
+            parts.append(f"{report['removed']:,} rows in {len(days)} days before {details['days']['window_starts']}"
+                         f"{span}")
         freed = f", {human_size(report['bytes_removed'])} freed" if report["bytes_removed"] else ""
         lines.append(f"{report['tier']}: {verb} {'; '.join(parts) or 'nothing'}{freed} "
                      f"in {report['seconds']:.2f}s")

@@ -4,8 +4,8 @@ One manager at a time: a run holds a lease in Redis (``<stream>:retention:lease`
 applying the policy on their schedules never trim at once; the second one reports that it skipped.
 Time is a parameter (``now``), so tests move the clock instead of waiting for it.
 
-Built so far: the hot tier (Redis). The warm tier still relies on its table TTL, and the cold tier
-keeps every file.
+Built so far: the hot tier (Redis) and the warm tier (reconciled drops of days past the window). The
+cold tier keeps every file.
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import redis
 
 from exporter.config import Config
-from exporter.maintenance import hot
+from exporter.maintenance import hot, warm_tier
 from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
+from exporter.tiers.warm import WarmStore
 
-TIERS = ("redis",)
+TIERS = ("redis", "warm")
 LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
 LAST_RUN_KEPT = 30 * 86400  # seconds the last run's report stays readable
 
@@ -41,10 +43,13 @@ class RetentionRun:
 
 
 class RetentionManager:
-    def __init__(self, config: Config, client: redis.Redis, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, client: redis.Redis, now: Callable[[], float] = time.time,
+                 warm: WarmStore | None = None, warm_unavailable: str = "the warm store is not open here") -> None:
         self.config = config
         self.client = client
         self.now = now
+        self.warm = warm
+        self.warm_unavailable = warm_unavailable
         self.stream_key = config.pipeline.stream_key
         self.lease_key = f"{self.stream_key}:retention:lease"
         self.last_key = f"{self.stream_key}:retention:last"
@@ -71,7 +76,7 @@ class RetentionManager:
 
     def _tier(self, name: str, dry_run: bool) -> TierReport:
         started = time.perf_counter()
-        report = {"redis": self._redis}[name](dry_run)
+        report = {"redis": self._redis, "warm": self._warm}[name](dry_run)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -100,6 +105,32 @@ class RetentionManager:
             given = hot.expire_job_keys(self.client, policy.job_key_pattern, policy.redis_ttl, self.stream_key,
                                         dry_run)
             report.details["job_keys"] = {"pattern": policy.job_key_pattern, "ttl_given": given}
+        return report
+
+    def _warm(self, dry_run: bool) -> TierReport:
+        """Drop each day before the window whose rows the cold tier is proven to hold."""
+        report = TierReport("warm", dry_run)
+        if self.warm is None:
+            report.refused.append(self.warm_unavailable)
+            return report
+        today = datetime.fromtimestamp(self.now(), UTC).date()
+        first_kept = today - timedelta(days=self.warm.ttl_days - 1)
+        dropped, freed = [], 0
+        for partition, rows, size in self.warm.days():
+            day = date.fromisoformat(partition)
+            if day >= first_kept:
+                break
+            check = warm_tier.reconcile(self.warm.backend, day)
+            if not check.proven:
+                report.refused.append(check.refusal())
+                continue
+            if not dry_run:
+                self.warm.drop_day(partition)
+            dropped.append(str(day))
+            report.removed += rows
+            freed += size
+        report.bytes_removed = freed
+        report.details["days"] = {"removed": dropped, "window_starts": str(first_kept)}
         return report
 
     def show(self) -> dict:

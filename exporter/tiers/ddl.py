@@ -40,6 +40,15 @@ def _index_clauses() -> str:
     return ",\n    ".join(f"INDEX {name} {definition}" for name, definition in SKIP_INDEXES.items())
 
 
+BACKSTOP_DAYS = 30  # the table TTL lies this far beyond the window: retention drops days first, reconciled
+
+
+def backstop_ttl(ttl_days: int) -> str:
+    """The table's TTL expression: a backstop well beyond the warm window, so that nothing leaves the
+    warm tier by TTL before retention has checked its rows are in the cold tier and dropped it."""
+    return f"created_date + toIntervalDay({ttl_days + BACKSTOP_DAYS})"
+
+
 def jobs_archive(ttl_days: int) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS jobs_archive (
@@ -69,7 +78,7 @@ CREATE TABLE IF NOT EXISTS jobs_archive (
 ) ENGINE = MergeTree()
 PARTITION BY created_date
 ORDER BY (queue, enqueue_time, job_id)
-TTL created_date + INTERVAL {ttl_days} DAY
+TTL {backstop_ttl(ttl_days)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
     {DEDUP_SETTING}
 """

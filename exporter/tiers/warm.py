@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 
 from exporter.engine.interface import ClickHouseBackend
+from exporter.engine.sql import sql_string
 from exporter.errors import ArchivesError
 from exporter.record import with_stored_times
-from exporter.tiers.ddl import DEDUP_SETTING, SKIP_INDEXES, VIEWS, inner_table, warm_schema
+from exporter.tiers.ddl import DEDUP_SETTING, SKIP_INDEXES, VIEWS, backstop_ttl, inner_table, warm_schema
 from exporter.tiers.partitions import DAY_US, split_by_time
 
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
@@ -54,6 +55,7 @@ class WarmStore:
             self.backend.execute(statement)
         self._give_views_a_dedup_window()
         self._add_missing_indexes()
+        self._keep_the_ttl_a_backstop()
 
     def _check_version(self) -> None:
         """Refuse, in one sentence, a server too old for the schema (Debian's 18.16 fails at the first
@@ -101,6 +103,31 @@ class WarmStore:
                 self.backend.execute(f"ALTER TABLE {self.table} ADD INDEX IF NOT EXISTS {name} {definition}")
                 self.backend.execute(f"ALTER TABLE {self.table} MATERIALIZE INDEX {name}",
                                      {"mutations_sync": 0})  # chdb waits by default: 38 s on 10M rows
+
+    def _keep_the_ttl_a_backstop(self) -> None:
+        """Keep the table TTL in step with the config, well beyond the window (see ``backstop_ttl``).
+
+        Stores of earlier versions dropped days at the window's edge with no check; a changed
+        clickhouse_ttl moves the backstop too. The new TTL is not applied to existing parts at once
+        (materialize_ttl_after_modify = 0): merges and retention take it from there.
+        """
+        wanted = backstop_ttl(self.ttl_days)
+        shown = self.backend.query_arrow(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = "
+            f"'{self.table}'").column(0)[0].as_py()
+        if f"TTL {wanted}" not in shown:
+            self.backend.execute(f"ALTER TABLE {self.table} MODIFY TTL {wanted}", {"materialize_ttl_after_modify": 0})
+
+    def days(self) -> list[tuple[str, int, int]]:
+        """The table's partitions (UTC days, 'YYYY-MM-DD') with their rows and bytes, oldest first."""
+        rows = self.backend.query_arrow(
+            "SELECT partition, toUInt64(sum(rows)) AS rows, toUInt64(sum(bytes_on_disk)) AS size FROM system.parts "
+            f"WHERE active AND database = currentDatabase() AND table = '{self.table}' GROUP BY partition "
+            "ORDER BY partition").to_pylist()
+        return [(row["partition"], row["rows"], row["size"]) for row in rows]
+
+    def drop_day(self, partition: str) -> None:
+        self.backend.execute(f"ALTER TABLE {self.table} DROP PARTITION {sql_string(partition)}")
 
     def insert(self, records: pa.Table, batch_id: str) -> int:
         """Insert a batch; ClickHouse drops blocks whose token it has seen, so a replay adds nothing.
