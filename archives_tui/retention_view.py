@@ -34,6 +34,13 @@ def retention_text(shown: dict) -> str:
         lines.append(f"  {name:<13} {state['entries']:,} entries, {human_size(state['bytes'])}"
                      f"{_share(state['bytes'], memory['used'])}; {_when(state['oldest_ms'])} to "
                      f"{_when(state['newest_ms'])}")
+    warm = shown["warm"]
+    if warm["unavailable"]:
+        lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])}; {warm['unavailable']}")
+    else:
+        lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])} (days leave once the cold tier is "
+                     f"proven to hold them); {warm['rows']:,} rows in {warm['days']} days, "
+                     f"{human_size(warm['bytes'])}; {warm['oldest_day'] or '-'} to {warm['newest_day'] or '-'}")
     last = shown.get("last_run")
     if last:
         when = datetime.fromtimestamp(last["started_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -143,11 +143,17 @@ class RetentionManager:
             "dead_letters": _stream_state(self.client, dlq_key),
             "memory": memory,
         }
+        days = self.warm.days() if self.warm is not None else []
+        warm = {"days": len(days), "rows": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
+                "oldest_day": days[0][0] if days else None, "newest_day": days[-1][0] if days else None,
+                "unavailable": None if self.warm is not None else self.warm_unavailable}
         return {
             "policy": {"redis_ttl": policy.redis_ttl, "dlq_ttl": policy.dlq_ttl,
-                       "dlq_max_length": policy.dlq_max_length, "protect_groups": list(policy.protect_groups),
-                       "job_key_pattern": policy.job_key_pattern, "interval": policy.interval},
+                       "clickhouse_ttl": policy.clickhouse_ttl, "dlq_max_length": policy.dlq_max_length,
+                       "protect_groups": list(policy.protect_groups), "job_key_pattern": policy.job_key_pattern,
+                       "interval": policy.interval},
             "redis": holds,
+            "warm": warm,
             "last_run": self.last_run(),
             "next_run": self.apply(dry_run=True).as_dict(),
         }
