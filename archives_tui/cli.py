@@ -197,8 +197,8 @@ def cmd_export(config: Config, args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    schedule = None if args.once else RetentionSchedule(RetentionManager(config, archive.redis, warm=archive.warm),
-                                                         config.retention.interval)
+    manager = RetentionManager(config, archive.redis, warm=archive.warm, cold=archive.cold)
+    schedule = None if args.once else RetentionSchedule(manager, config.retention.interval)
     started = time.perf_counter()
     try:
         if schedule is not None:
@@ -397,8 +397,9 @@ def cmd_retention(config: Config, args) -> int:
         except StoreBusyError:
             unavailable = ("the exporter running on this store owns it and applies warm retention on its schedule "
                            "(retention.interval)")
+    cold = runtime.open_cold(config) if "cold" in tiers else None
     try:
-        manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable)
+        manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable, cold=cold)
         if args.action == "show":
             shown = manager.show()
             text = retention_text(shown)

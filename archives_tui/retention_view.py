@@ -65,6 +65,9 @@ def run_text(run: dict) -> str:
             parts[0] += f" (those before {_when(to)}, bounded by {details['stream']['decided_by']})"
         if "job_keys" in details:
             parts.append(f"{details['job_keys']['ttl_given']:,} job keys given a TTL")
+        if "hours" in details:
+            parts.append(f"{report['removed']:,} files in {len(details['hours']['directories'])} directories "
+                         f"of hours before {details['hours']['before']}")
         if "days" in details:
             days = details["days"]["removed"]
             span = f" ({days[0]} to {days[-1]})" if days else ""

@@ -4,8 +4,9 @@ One manager at a time: a run holds a lease in Redis (``<stream>:retention:lease`
 applying the policy on their schedules never trim at once; the second one reports that it skipped.
 Time is a parameter (``now``), so tests move the clock instead of waiting for it.
 
-Built so far: the hot tier (Redis) and the warm tier (reconciled drops of days past the window). The
-cold tier keeps every file.
+Built so far: the hot tier (Redis), the warm tier (reconciled drops of days past the window) and the
+cold tier's expiry (hours past s3_archive_ttl or data_retention_max_days). Compaction, S3 lifecycle
+rules, the cost view and codecs are still to come.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import orjson
 import redis
 
 from exporter.config import Config
-from exporter.maintenance import hot, warm_tier
+from exporter.maintenance import cold_tier, hot, warm_tier
 from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
+from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
 
-TIERS = ("redis", "warm")
+TIERS = ("redis", "warm", "cold")
 LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
 LAST_RUN_KEPT = 30 * 86400  # seconds the last run's report stays readable
 
@@ -44,12 +46,14 @@ class RetentionRun:
 
 class RetentionManager:
     def __init__(self, config: Config, client: redis.Redis, now: Callable[[], float] = time.time,
-                 warm: WarmStore | None = None, warm_unavailable: str = "the warm store is not open here") -> None:
+                 warm: WarmStore | None = None, warm_unavailable: str = "the warm store is not open here",
+                 cold: ParquetStore | None = None) -> None:
         self.config = config
         self.client = client
         self.now = now
         self.warm = warm
         self.warm_unavailable = warm_unavailable
+        self.cold = cold
         self.stream_key = config.pipeline.stream_key
         self.lease_key = f"{self.stream_key}:retention:lease"
         self.last_key = f"{self.stream_key}:retention:last"
@@ -76,7 +80,7 @@ class RetentionManager:
 
     def _tier(self, name: str, dry_run: bool) -> TierReport:
         started = time.perf_counter()
-        report = {"redis": self._redis, "warm": self._warm}[name](dry_run)
+        report = {"redis": self._redis, "warm": self._warm, "cold": self._cold}[name](dry_run)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -131,6 +135,25 @@ class RetentionManager:
             freed += size
         report.bytes_removed = freed
         report.details["days"] = {"removed": dropped, "window_starts": str(first_kept)}
+        return report
+
+    def _cold(self, dry_run: bool) -> TierReport:
+        """Delete the hours past the cold tier's limit, the shorter of s3_archive_ttl and
+        data_retention_max_days."""
+        report = TierReport("cold", dry_run)
+        if self.cold is None:
+            report.refused.append("the cold store is not open here")
+            return report
+        policy = self.config.retention
+        keep = min(policy.s3_archive_ttl, policy.data_retention_max_days * 86400.0)
+        before = datetime.fromtimestamp(self.now() - keep, UTC)
+        found = cold_tier.expired(self.cold, before)
+        if not dry_run:
+            cold_tier.delete(self.cold, found)
+        report.removed = sum(e.files for e in found)
+        report.bytes_removed = sum(e.size for e in found)
+        report.details["hours"] = {"before": before.isoformat(timespec="seconds"),
+                                   "directories": [e.path.removeprefix(self.cold.jobs_root + "/") for e in found]}
         return report
 
     def show(self) -> dict:

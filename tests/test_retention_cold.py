@@ -1,0 +1,63 @@
+"""Cold-tier expiry: hours past s3_archive_ttl (or data_retention_max_days) leave the cold tier, a whole
+directory at a time, and nothing inside the window does; on a local directory and on S3 (moto)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from exporter import runtime
+from exporter.maintenance.retention import RetentionManager
+from exporter.pipeline import ExportPipeline
+from exporter.seed import seed_stream
+from tests.helpers import cold_table
+
+DAY = 86400.0
+
+
+def export(config, redis_client, days: int, jobs: int) -> None:
+    seed_stream(redis_client, "completed_jobs", jobs, days=days, failure_rate=0.2, seed=36)
+    with runtime.open_warm(config) as warm, runtime.open_cold(config) as cold:
+        ExportPipeline(config, redis_client, warm, cold, "test-exporter").run(once=True)
+
+
+def hours(cold) -> Counter:
+    table = cold_table(cold)
+    return Counter(t.replace(minute=0, second=0, microsecond=0) for t in table.column("enqueue_time").to_pylist())
+
+
+def expire(config, redis_client, cold, dry_run: bool = False):
+    manager = RetentionManager(config, redis_client, now=lambda: time.time() + 5 * DAY, cold=cold)
+    return manager.apply(("cold",), dry_run=dry_run).tiers[0]
+
+
+@pytest.mark.parametrize("where", ["file", "s3"])
+def test_hours_past_the_limit_leave_and_the_rest_stay(config, redis_client, where, request):
+    if where == "s3":
+        endpoint, bucket = request.getfixturevalue("s3_endpoint"), request.getfixturevalue("s3_bucket")
+        config = config.replace("cold", url=f"s3://{bucket}/archive", endpoint_url=endpoint)
+    config = config.replace("retention", s3_archive_ttl=20 * DAY).replace("pipeline", batch_size=5000)
+    export(config, redis_client, days=30, jobs=600)
+    with runtime.open_cold(config) as cold:
+        before = hours(cold)
+        limit = datetime.fromtimestamp(time.time() + 5 * DAY - 20 * DAY, UTC)  # the clock moved 5 days on
+        assert expire(config, redis_client, cold, dry_run=True).removed > 0 and hours(cold) == before
+        report = expire(config, redis_client, cold)
+        after = hours(cold)
+    expected = Counter({hour: n for hour, n in before.items() if hour >= limit.replace(minute=0, second=0,
+                                                                                       microsecond=0)})
+    assert after == expected and 0 < sum(after.values()) < sum(before.values())
+    assert report.removed > 0 and report.bytes_removed > 0 and report.details["hours"]["directories"]
+
+
+def test_data_retention_max_days_wins_when_shorter(config, redis_client):
+    config = config.replace("retention", s3_archive_ttl=3650 * DAY, data_retention_max_days=10)
+    export(config, redis_client, days=30, jobs=300)
+    with runtime.open_cold(config) as cold:
+        expire(config, redis_client, cold)
+        oldest = min(hours(cold))
+    assert oldest >= datetime.fromtimestamp(time.time() + 5 * DAY - 10 * DAY, UTC).replace(minute=0, second=0,
+                                                                                          microsecond=0)
