@@ -397,7 +397,7 @@ def cmd_retention(config: Config, args) -> int:
         except StoreBusyError:
             unavailable = ("the exporter running on this store owns it and applies warm retention on its schedule "
                            "(retention.interval)")
-    cold = runtime.open_cold(config) if "cold" in tiers else None
+    cold = runtime.open_cold(config) if "cold" in tiers or args.action == "show" else None
     try:
         manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable, cold=cold)
         if args.action == "show":

@@ -41,12 +41,26 @@ def retention_text(shown: dict) -> str:
         lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])} (days leave once the cold tier is "
                      f"proven to hold them); {warm['rows']:,} rows in {warm['days']} days, "
                      f"{human_size(warm['bytes'])}; {warm['oldest_day'] or '-'} to {warm['newest_day'] or '-'}")
+    lines.append(_cost_line(shown["costs"]))
     last = shown.get("last_run")
     if last:
         when = datetime.fromtimestamp(last["started_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines.append(f"last run ({when}): " + run_text(last))
     lines.append("next run: " + run_text(shown["next_run"]).removeprefix("dry run: "))
     return "\n".join(lines)
+
+
+def _cost_line(view: dict) -> str:
+    tiers = view["tiers"]
+    held = "; ".join(f"{name} {human_size(t['bytes'])} ${t['usd_per_month']:,.4f}"
+                     + (f" ({t['bytes_per_record']:,.0f} B/record)" if t["bytes_per_record"] else "")
+                     for name, t in tiers.items())
+    line = f"cost a month: {held}"
+    if view["in_redis_usd_per_month"]:
+        line += (f"\n  the archive (warm + cold) ${view['archive_usd_per_month']:,.4f} a month is "
+                 f"{100 * view['share_of_redis']:.0f}% of keeping its {tiers['cold']['records']:,} records in "
+                 f"Redis (${view['in_redis_usd_per_month']:,.4f}; the target is under 50%)")
+    return line
 
 
 def run_text(run: dict) -> str:

@@ -287,6 +287,26 @@ class QueryConfig:
                                                    "your own templates: name: {sql, title, description, defaults}")
 
 
+def _price(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a price in dollars, got {value!r}") from None
+    if isinstance(value, bool) or number < 0:
+        raise ValueError(f"expected a price of 0 or more, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Storage prices per GB-month (the seed's figures), for the cost view of `retention show`."""
+
+    redis: float = _setting(0.50, _price, "hot tier (Redis, in memory), $ per GB-month")
+    warm: float = _setting(0.10, _price, "warm tier (ClickHouse on SSD), $ per GB-month")
+    cold: float = _setting(0.023, _price, "cold tier (S3 Standard), $ per GB-month")
+    archive: float = _setting(0.004, _price, "archive storage class (S3 Glacier), $ per GB-month")
+
+
 @dataclass(frozen=True)
 class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -295,6 +315,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
+    costs: CostConfig = field(default_factory=CostConfig)
     source: str = "embedded defaults"
 
     def replace(self, section: str, **changes: Any) -> Config:

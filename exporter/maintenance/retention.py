@@ -20,7 +20,7 @@ import orjson
 import redis
 
 from exporter.config import Config
-from exporter.maintenance import cold_tier, hot, warm_tier
+from exporter.maintenance import cold_tier, costs, hot, warm_tier
 from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.tiers.cold import ParquetStore
@@ -156,6 +156,11 @@ class RetentionManager:
                                    "directories": [e.path.removeprefix(self.cold.jobs_root + "/") for e in found]}
         return report
 
+    def _costs(self, holds: dict, warm: dict) -> dict:
+        cold = self.cold.stats() if self.cold is not None else None
+        return costs.cost_view(self.config.costs, holds["stream"]["bytes"] or 0, holds["stream"]["entries"],
+                               warm["bytes"], warm["rows"], cold.bytes if cold else 0, cold.records if cold else 0)
+
     def show(self) -> dict:
         """The policy, what the hot tier holds, and what the next run would do."""
         policy = self.config.retention
@@ -177,6 +182,7 @@ class RetentionManager:
                        "interval": policy.interval},
             "redis": holds,
             "warm": warm,
+            "costs": self._costs(holds, warm),
             "last_run": self.last_run(),
             "next_run": self.apply(dry_run=True).as_dict(),
         }
