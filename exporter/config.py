@@ -224,6 +224,10 @@ class RetentionConfig:
     data_retention_max_days: int = _setting(2555, _int(1), "no record is kept longer than this")
     deletion_request_ttl: float = _setting(30 * 86400.0, _duration, "deadline to honour a deletion")
     compression_codec: str = _setting("ZSTD", _choice("ZSTD", "LZ4", "GZIP", "SNAPPY", "NONE"), "Parquet codec")
+    archive_after: float = _setting(5 * 365 * 86400.0, _duration,
+                                    "S3: cold objects move to archive_class after this age (lifecycle rule)")
+    archive_class: str = _setting("GLACIER", _choice("GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"),
+                                  "S3 storage class of objects past archive_after")
 
 
 _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")

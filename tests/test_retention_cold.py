@@ -61,3 +61,28 @@ def test_data_retention_max_days_wins_when_shorter(config, redis_client):
         oldest = min(hours(cold))
     assert oldest >= datetime.fromtimestamp(time.time() + 5 * DAY - 10 * DAY, UTC).replace(minute=0, second=0,
                                                                                           microsecond=0)
+
+
+def test_lifecycle_rules_are_written_from_the_policy_and_others_kept(config, redis_client, s3_endpoint, s3_bucket):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    theirs = {"ID": "someone-elses", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 3}}
+    s3.put_bucket_lifecycle_configuration(Bucket=s3_bucket, LifecycleConfiguration={"Rules": [theirs]})
+    config = config.replace("cold", url=f"s3://{s3_bucket}/archive", endpoint_url=s3_endpoint)
+    config = config.replace("retention", s3_archive_ttl=400 * DAY, archive_after=90 * DAY,
+                            archive_class="DEEP_ARCHIVE")
+    export(config, redis_client, days=2, jobs=50)
+    with runtime.open_cold(config) as cold:
+        first = RetentionManager(config, redis_client, cold=cold).apply(("cold",)).tiers[0]
+        again = RetentionManager(config, redis_client, cold=cold).apply(("cold",)).tiers[0]
+    rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]}
+    ours = rules["archives-cold-tier"]
+    assert ours["Filter"] == {"Prefix": "archive/jobs/"} and ours["Expiration"] == {"Days": 400}
+    assert ours["Transitions"] == [{"Days": 90, "StorageClass": "DEEP_ARCHIVE"}]
+    assert rules["someone-elses"]["Expiration"] == {"Days": 3}
+    assert first.details["lifecycle"]["changed"] and not again.details["lifecycle"]["changed"]
+    from archives_tui.retention_view import retention_text
+
+    shown = retention_text(RetentionManager(config, redis_client, cold=runtime.open_cold(config)).show())
+    assert "\ns3 lifecycle: to DEEP_ARCHIVE after 90 days, deleted after 400 days\n" in shown

@@ -20,7 +20,7 @@ import orjson
 import redis
 
 from exporter.config import Config
-from exporter.maintenance import cold_tier, costs, hot, warm_tier
+from exporter.maintenance import cold_tier, costs, hot, lifecycle, warm_tier
 from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.tiers.cold import ParquetStore
@@ -154,7 +154,16 @@ class RetentionManager:
         report.bytes_removed = sum(e.size for e in found)
         report.details["hours"] = {"before": before.isoformat(timespec="seconds"),
                                    "directories": [e.path.removeprefix(self.cold.jobs_root + "/") for e in found]}
+        if self.cold.url.startswith("s3://"):
+            report.details["lifecycle"] = lifecycle.ensure_rules(self.cold, policy, dry_run)
         return report
+
+    def _lifecycle(self) -> dict | None:
+        """The bucket's rule for the cold tier as it is now, and as the policy wants it (S3 only)."""
+        if self.cold is None or not self.cold.url.startswith("s3://"):
+            return None
+        current = next((r for r in lifecycle.current_rules(self.cold) if r.get("ID") == lifecycle.RULE_ID), None)
+        return {"current": current, "wanted": lifecycle.wanted_rule(self.cold, self.config.retention)}
 
     def _costs(self, holds: dict, warm: dict) -> dict:
         cold = self.cold.stats() if self.cold is not None else None
@@ -183,6 +192,7 @@ class RetentionManager:
             "redis": holds,
             "warm": warm,
             "costs": self._costs(holds, warm),
+            "lifecycle": self._lifecycle(),
             "last_run": self.last_run(),
             "next_run": self.apply(dry_run=True).as_dict(),
         }
