@@ -86,3 +86,25 @@ def test_lifecycle_rules_are_written_from_the_policy_and_others_kept(config, red
 
     shown = retention_text(RetentionManager(config, redis_client, cold=runtime.open_cold(config)).show())
     assert "\ns3 lifecycle: to DEEP_ARCHIVE after 90 days, deleted after 400 days\n" in shown
+
+
+def test_a_query_needing_archived_objects_says_which_hour_and_how_to_restore(config, redis_client, s3_endpoint,
+                                                                             s3_bucket, tmp_path, capsys):
+    import boto3
+
+    from archives_tui.cli import main
+    from tests.test_outages import write_config
+
+    config = config.replace("cold", url=f"s3://{s3_bucket}/archive", endpoint_url=s3_endpoint)
+    export(config, redis_client, days=1, jobs=50)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="archive/jobs/")["Contents"])
+    s3.copy_object(Bucket=s3_bucket, Key=key, CopySource={"Bucket": s3_bucket, "Key": key}, StorageClass="GLACIER")
+    config_file = write_config(tmp_path / "archives.yaml", config, cold={"url": config.cold.url,
+                                                                       "endpoint_url": s3_endpoint})
+    assert main(["--config", str(config_file), "query", "SELECT count() FROM jobs_cold"]) == 2
+    err = capsys.readouterr().err
+    hour = key.split("/hour=")[1][:2]
+    assert err.startswith("archives: the query needs cold data that S3 has moved to an archive storage class: "
+                          "the hour ") and f" {hour}:00 UTC (s3://{s3_bucket}/{key})" in err
+    assert f"restore-object --bucket {s3_bucket} --key {key}" in err and err.count("\n") == 1

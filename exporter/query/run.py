@@ -7,6 +7,7 @@ column types come from ``DESCRIBE (query)`` and Enum columns are rewritten with 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -67,7 +68,7 @@ def run(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
     try:
         table = backend.query_arrow(planned.sql, limits=limits, query_id=query_id, stats=stats)
     except QueryError as exc:
-        raise _named_limit(exc, limits) or exc from None
+        raise _plainly(exc, limits) from None
     return QueryResult(table, table.num_rows, planned.tiers, time.perf_counter() - clock, stats)
 
 
@@ -84,7 +85,7 @@ def stream(backend: ClickHouseBackend, sql: str, limits: Limits | None = None, q
     try:
         reader = backend.query_batches(planned.sql, limits=limits, query_id=query_id, stats=stats)
     except QueryError as exc:
-        raise _named_limit(exc, limits) or exc from None
+        raise _plainly(exc, limits) from None
     return _LimitNamed(reader, limits).reader(), planned
 
 
@@ -101,7 +102,35 @@ class _LimitNamed:
         try:
             yield from self._reader
         except QueryError as exc:
-            raise _named_limit(exc, self._limits) or exc from None
+            raise _plainly(exc, self._limits) from None
+
+
+class ArchivedData(QueryError):
+    """The query needs cold files that S3 has moved to an archive storage class (Glacier)."""
+
+
+_ARCHIVED = re.compile(r"not valid for the object's storage class: \(in file/uri (?P<path>[^)\s]+)\)")
+_HOUR = re.compile(r"year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)")
+
+
+def _plainly(exc: QueryError, limits: Limits | None) -> QueryError:
+    """The engine's error as the sentence a user can act on: a limit hit names its config key, an
+    archived object names its hour and how to restore it; anything else as the engine said it."""
+    return _named_limit(exc, limits) or _archived(exc) or exc
+
+
+def _archived(exc: QueryError) -> ArchivedData | None:
+    found = _ARCHIVED.search(str(exc))
+    if found is None:
+        return None
+    path = found.group("path")
+    bucket, _, key = path.partition("/")
+    hour = _HOUR.search(path)
+    when = f"the hour {hour.group(1)}-{hour.group(2)}-{hour.group(3)} {hour.group(4)}:00 UTC" if hour else path
+    return ArchivedData(f"the query needs cold data that S3 has moved to an archive storage class: {when} "
+                        f"(s3://{path}), perhaps more; restore it first (aws s3api restore-object --bucket {bucket} "
+                        f"--key {key} --restore-request Days=7) or narrow the query to data younger than "
+                        "retention.archive_after")
 
 
 def _named_limit(exc: QueryError, limits: Limits | None) -> LimitExceeded | None:
