@@ -216,6 +216,8 @@ class RetentionConfig:
                                            "keys of per-job data (e.g. job:*) given redis_ttl when they have none")
     interval: float = _setting(3600.0, _duration, "how often a running exporter applies the policy")
     clickhouse_ttl: float = _setting(365 * 86400.0, _duration, "warm tier: ClickHouse row TTL")
+    stats_ttl: float = _setting(2 * 365 * 86400.0, _duration,
+                                "warm tier: how long the materialized views (hourly stats, error patterns) keep")
     s3_archive_ttl: float = _setting(7 * 365 * 86400.0, _duration, "cold tier: Parquet lifetime")
     payload_sampling_rate: float = _setting(0.01, _fraction, "share of payload samples kept (failures: all)")
     payload_max_size: int = _setting(1024 * 1024, parse_size, "payloads larger than this are never sampled")

@@ -79,3 +79,23 @@ def test_the_ttl_is_a_backstop_beyond_the_window_and_old_stores_get_it(archive):
     rows = distinct(warm)
     warm.ensure_schema()
     assert "TTL created_date + toIntervalDay(60)" in ttl() and distinct(warm) == rows
+
+
+def test_the_views_keep_their_own_window(archive, redis_client):
+    config, warm, _ = archive
+    # Rows of 100 days ago reach the views (they are counted as they are inserted into jobs_archive).
+    warm.backend.execute("INSERT INTO jobs_archive SELECT * REPLACE (enqueue_time - INTERVAL 100 DAY AS enqueue_time, "
+                         "start_time - INTERVAL 100 DAY AS start_time, end_time - INTERVAL 100 DAY AS end_time, "
+                         "concat('a pattern seen only then: ', error_msg) AS error_msg) "
+                         "FROM jobs_archive WHERE outcome = 'failed' LIMIT 50")
+    oldest = warm.backend.query_arrow("SELECT toDate(min(hour)) AS d FROM queue_hourly_stats").column(0)[0].as_py()
+    assert oldest < datetime.now(UTC).date() - timedelta(days=90)
+    config = config.replace("retention", stats_ttl=60 * DAY)
+    report = RetentionManager(config, redis_client, warm=warm).apply(("warm",)).tiers[0]
+    first_kept = datetime.now(UTC).date() - timedelta(days=59)
+    stats = report.details["stats"]
+    assert stats["window_starts"] == str(first_kept) and stats["months_dropped"] and stats["error_patterns_deleted"]
+    left = warm.backend.query_arrow("SELECT toDate(min(hour)) AS d FROM queue_hourly_stats").column(0)[0].as_py()
+    assert left >= first_kept.replace(day=1)  # whole months only
+    assert warm.backend.query_arrow(f"SELECT count() FROM error_patterns WHERE last_seen < '{first_kept}'"
+                                    ).column(0)[0].as_py() == 0

@@ -135,6 +135,9 @@ class RetentionManager:
             freed += size
         report.bytes_removed = freed
         report.details["days"] = {"removed": dropped, "window_starts": str(first_kept)}
+        stats_first = today - timedelta(days=int(self.config.retention.stats_ttl // 86400) - 1)
+        if not dry_run:
+            report.details["stats"] = self.warm.drop_stats_before(stats_first)
         return report
 
     def _cold(self, dry_run: bool) -> TierReport:

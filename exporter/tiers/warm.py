@@ -30,6 +30,11 @@ class TierStats:
     detail: str = ""
 
 
+def _month_end(yyyymm: int) -> date:
+    year, month = divmod(yyyymm, 100)
+    return date(year + (month == 12), month % 12 + 1, 1)
+
+
 class WarmStore:
     """Inserts record batches into jobs_archive; a repeated batch id is a no-op (deduplicated)."""
 
@@ -82,10 +87,7 @@ class WarmStore:
         table that has it changes nothing.
         """
         for view in VIEWS:
-            shown = self.backend.query_arrow(f"SHOW CREATE TABLE {view}",
-                                             {"show_table_uuid_in_table_create_query_if_not_nil": 1})
-            inner = inner_table(view, shown.column(0)[0].as_py())
-            self.backend.execute(f"ALTER TABLE `{inner}` MODIFY SETTING {DEDUP_SETTING}")
+            self.backend.execute(f"ALTER TABLE `{self._inner(view)}` MODIFY SETTING {DEDUP_SETTING}")
 
     def _add_missing_indexes(self) -> None:
         """Give a table made by an earlier version the skip indexes it lacks (CREATE IF NOT EXISTS keeps
@@ -125,6 +127,29 @@ class WarmStore:
             f"WHERE active AND database = currentDatabase() AND table = '{self.table}' GROUP BY partition "
             "ORDER BY partition").to_pylist()
         return [(row["partition"], row["rows"], row["size"]) for row in rows]
+
+    def drop_stats_before(self, first_kept: date) -> dict:
+        """Apply the views' own window: months of queue_hourly_stats that ended before ``first_kept``
+        are dropped, and error patterns last seen before it deleted. Returns what went."""
+        stats = self._inner("queue_hourly_stats")
+        months = self.backend.query_arrow(
+            "SELECT DISTINCT partition FROM system.parts WHERE active AND database = currentDatabase() "
+            f"AND table = {sql_string(stats)} ORDER BY partition").column(0).to_pylist()
+        gone = [m for m in months if _month_end(int(m)) <= first_kept]
+        for month in gone:
+            self.backend.execute(f"ALTER TABLE `{stats}` DROP PARTITION {month}")
+        patterns = self._inner("error_patterns")
+        old = f"last_seen < '{first_kept}'"
+        deleted = self.backend.query_arrow(f"SELECT count() FROM `{patterns}` WHERE {old}").column(0)[0].as_py()
+        if deleted:
+            self.backend.execute(f"ALTER TABLE `{patterns}` DELETE WHERE {old}", {"mutations_sync": 1})
+        return {"months_dropped": gone, "error_patterns_deleted": deleted, "window_starts": str(first_kept)}
+
+    def _inner(self, view: str) -> str:
+        """The table holding a materialized view's rows."""
+        shown = self.backend.query_arrow(f"SHOW CREATE TABLE {view}",
+                                         {"show_table_uuid_in_table_create_query_if_not_nil": 1})
+        return inner_table(view, shown.column(0)[0].as_py())
 
     def drop_day(self, partition: str) -> None:
         self.backend.execute(f"ALTER TABLE {self.table} DROP PARTITION {sql_string(partition)}")
