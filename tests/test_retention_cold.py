@@ -85,7 +85,8 @@ def test_lifecycle_rules_are_written_from_the_policy_and_others_kept(config, red
     from archives_tui.retention_view import retention_text
 
     shown = retention_text(RetentionManager(config, redis_client, cold=runtime.open_cold(config)).show())
-    assert "\ns3 lifecycle: to DEEP_ARCHIVE after 90 days, deleted after 400 days\n" in shown
+    lines = shown.splitlines()
+    assert "s3 lifecycle: to DEEP_ARCHIVE after 90 days, deleted after 400 days" in lines, shown
 
 
 def test_a_query_needing_archived_objects_says_which_hour_and_how_to_restore(config, redis_client, s3_endpoint,

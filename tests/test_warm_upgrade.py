@@ -1,4 +1,4 @@
-"""A warm store made by an earlier version gets today's skip indexes when it is opened: added to the table,
+"""A warm store made by an earlier version gets today's skip indexes and codecs when it is opened: added to the table,
 built for the parts it already holds (also when the process stops before the build finishes), and used
 by queries; opening an up-to-date store changes nothing."""
 
@@ -104,6 +104,10 @@ def test_a_first_release_store_gets_the_indexes_on_open_and_uses_them(tmp_path):
         assert kept_by(store, "idx_enqueue_time", hour, "Parts") == (1, 3)  # the day's part only
         in_hour = range(math.ceil(34 * 3_600_000 / 864), math.ceil(35 * 3_600_000 / 864))
         assert store.backend.query_arrow(hour).column(0)[0].as_py() == len(in_hour)
+
+        codecs = {row["name"]: row["compression_codec"] for row in store.backend.query_arrow(
+            "SELECT name, compression_codec FROM system.columns WHERE table = 'jobs_archive'").to_pylist()}
+        assert {name: codecs[name] for name in ddl.CODECS} == {n: f"CODEC({c})" for n, c in ddl.CODECS.items()}
 
         # Up to date: opening again neither alters the table nor starts another rebuild.
         store.ensure_schema()

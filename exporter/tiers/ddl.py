@@ -36,6 +36,24 @@ SKIP_INDEXES = {
 }
 
 
+# Per-column compression, measured on `archives seed` records (bench/retention.py): ZSTD where LZ4 is
+# the default, DoubleDelta for the sorted enqueue times, Delta for the times near them, T64 for sizes.
+# A store of an earlier version gets them on open (ALTER TABLE ... MODIFY COLUMN ... CODEC): new parts
+# and merges use them; nothing is rewritten at once.
+CODECS = {
+    "job_id": "ZSTD(1)", "queue": "ZSTD(1)", "tenant_id": "ZSTD(1)", "priority": "ZSTD(1)",
+    "enqueue_time": "DoubleDelta, ZSTD(1)", "start_time": "Delta(8), ZSTD(1)", "end_time": "Delta(8), ZSTD(1)",
+    "outcome": "ZSTD(1)", "retries": "ZSTD(1)", "error_type": "ZSTD(1)", "error_msg": "ZSTD(1)",
+    "worker_id": "ZSTD(1)", "worker_version": "ZSTD(1)", "payload_size": "T64, ZSTD(1)", "payload_hash": "ZSTD(1)",
+    "payload_sample": "ZSTD(1)", "trace_id": "ZSTD(1)", "span_id": "ZSTD(1)", "correlation_id": "ZSTD(1)",
+    "tags": "ZSTD(1)", "schema_version": "ZSTD(1)",
+}
+
+
+def _codec(column: str) -> str:
+    return f"CODEC({CODECS[column]})"
+
+
 def _index_clauses() -> str:
     return ",\n    ".join(f"INDEX {name} {definition}" for name, definition in SKIP_INDEXES.items())
 
@@ -52,28 +70,28 @@ def backstop_ttl(ttl_days: int) -> str:
 def jobs_archive(ttl_days: int) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS jobs_archive (
-    job_id String,
-    queue LowCardinality(String),
-    tenant_id LowCardinality(String),
-    priority Int8,
-    enqueue_time DateTime64(3, 'UTC'),
-    start_time Nullable(DateTime64(3, 'UTC')),
-    end_time Nullable(DateTime64(3, 'UTC')),
-    outcome {_OUTCOME_ENUM},
-    retries UInt16,
-    error_type LowCardinality(String),
-    error_msg String,
-    worker_id LowCardinality(String),
-    worker_version LowCardinality(String),
-    payload_size UInt32,
-    payload_hash String,
-    payload_sample Nullable(String),
-    trace_id String,
-    span_id String,
-    correlation_id String,
-    tags Map(String, String),
+    job_id String {_codec('job_id')},
+    queue LowCardinality(String) {_codec('queue')},
+    tenant_id LowCardinality(String) {_codec('tenant_id')},
+    priority Int8 {_codec('priority')},
+    enqueue_time DateTime64(3, 'UTC') {_codec('enqueue_time')},
+    start_time Nullable(DateTime64(3, 'UTC')) {_codec('start_time')},
+    end_time Nullable(DateTime64(3, 'UTC')) {_codec('end_time')},
+    outcome {_OUTCOME_ENUM} {_codec('outcome')},
+    retries UInt16 {_codec('retries')},
+    error_type LowCardinality(String) {_codec('error_type')},
+    error_msg String {_codec('error_msg')},
+    worker_id LowCardinality(String) {_codec('worker_id')},
+    worker_version LowCardinality(String) {_codec('worker_version')},
+    payload_size UInt32 {_codec('payload_size')},
+    payload_hash String {_codec('payload_hash')},
+    payload_sample Nullable(String) {_codec('payload_sample')},
+    trace_id String {_codec('trace_id')},
+    span_id String {_codec('span_id')},
+    correlation_id String {_codec('correlation_id')},
+    tags Map(String, String) {_codec('tags')},
     created_date Date MATERIALIZED toDate(enqueue_time),
-    schema_version LowCardinality(String),
+    schema_version LowCardinality(String) {_codec('schema_version')},
     {_index_clauses()}
 ) ENGINE = MergeTree()
 PARTITION BY created_date

@@ -12,7 +12,7 @@ from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
 from exporter.errors import ArchivesError
 from exporter.record import with_stored_times
-from exporter.tiers.ddl import DEDUP_SETTING, SKIP_INDEXES, VIEWS, backstop_ttl, inner_table, warm_schema
+from exporter.tiers.ddl import CODECS, DEDUP_SETTING, SKIP_INDEXES, VIEWS, backstop_ttl, inner_table, warm_schema
 from exporter.tiers.partitions import DAY_US, split_by_time
 
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
@@ -61,6 +61,7 @@ class WarmStore:
         self._give_views_a_dedup_window()
         self._add_missing_indexes()
         self._keep_the_ttl_a_backstop()
+        self._use_the_codecs()
 
     def _check_version(self) -> None:
         """Refuse, in one sentence, a server too old for the schema (Debian's 18.16 fails at the first
@@ -119,6 +120,16 @@ class WarmStore:
             f"'{self.table}'").column(0)[0].as_py()
         if f"TTL {wanted}" not in shown:
             self.backend.execute(f"ALTER TABLE {self.table} MODIFY TTL {wanted}", {"materialize_ttl_after_modify": 0})
+
+    def _use_the_codecs(self) -> None:
+        """Give the columns of a table made by an earlier version their codecs (see ``ddl.CODECS``): a
+        metadata change; new parts and merges write with them, existing parts are not rewritten."""
+        found = {row["name"]: row["compression_codec"] for row in self.backend.query_arrow(
+            "SELECT name, compression_codec FROM system.columns WHERE database = currentDatabase() AND "
+            f"table = '{self.table}'").to_pylist()}
+        for column, codec in CODECS.items():
+            if found.get(column) != f"CODEC({codec})":  # as the engine shows it: Delta(8), not Delta
+                self.backend.execute(f"ALTER TABLE {self.table} MODIFY COLUMN {column} CODEC({codec})")
 
     def days(self) -> list[tuple[str, int, int]]:
         """The table's partitions (UTC days, 'YYYY-MM-DD') with their rows and bytes, oldest first."""
