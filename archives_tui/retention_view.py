@@ -41,6 +41,8 @@ def retention_text(shown: dict) -> str:
         lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])} (days leave once the cold tier is "
                      f"proven to hold them); {warm['rows']:,} rows in {warm['days']} days, "
                      f"{human_size(warm['bytes'])}; {warm['oldest_day'] or '-'} to {warm['newest_day'] or '-'}")
+    if shown.get("lifecycle"):
+        lines.append(_lifecycle_line(shown["lifecycle"]))
     lines.append(_cost_line(shown["costs"]))
     last = shown.get("last_run")
     if last:
@@ -48,6 +50,17 @@ def retention_text(shown: dict) -> str:
         lines.append(f"last run ({when}): " + run_text(last))
     lines.append("next run: " + run_text(shown["next_run"]).removeprefix("dry run: "))
     return "\n".join(lines)
+
+
+def _lifecycle_line(rules: dict) -> str:
+    def text(rule: dict | None) -> str:
+        if not rule:
+            return "none"
+        moves = "".join(f"to {t['StorageClass']} after {t['Days']} days, " for t in rule.get("Transitions", []))
+        return f"{moves}deleted after {rule['Expiration']['Days']} days"
+
+    now, wanted = text(rules["current"]), text(rules["wanted"])
+    return f"s3 lifecycle: {now}" + ("" if now == wanted else f" (the next run sets: {wanted})")
 
 
 def _cost_line(view: dict) -> str:
