@@ -20,9 +20,11 @@ import orjson
 import redis
 
 from exporter.config import Config
+from exporter.errors import QueryError
 from exporter.maintenance import cold_tier, costs, hot, lifecycle, warm_tier
 from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
+from exporter.redact import redact
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
 
@@ -79,8 +81,13 @@ class RetentionManager:
         return orjson.loads(raw) if raw else None
 
     def _tier(self, name: str, dry_run: bool) -> TierReport:
+        """One tier's pass; a part that fails (down, or unable to reconcile) is that tier's refusal, and
+        the other tiers still run."""
         started = time.perf_counter()
-        report = {"redis": self._redis, "warm": self._warm, "cold": self._cold}[name](dry_run)
+        try:
+            report = {"redis": self._redis, "warm": self._warm, "cold": self._cold}[name](dry_run)
+        except Exception as exc:
+            report = TierReport(name, dry_run, refused=[f"failed: {_one_line(exc)}"])
         report.seconds = time.perf_counter() - started
         return report
 
@@ -124,7 +131,12 @@ class RetentionManager:
             day = date.fromisoformat(partition)
             if day >= first_kept:
                 break
-            check = warm_tier.reconcile(self.warm.backend, day)
+            try:
+                check = warm_tier.reconcile(self.warm.backend, day)
+            except QueryError as exc:  # e.g. no view over the cold tier on this engine: keep every day
+                report.refused.append(f"{day} and later days: kept, the cold tier could not be read to check "
+                                      f"them: {_one_line(exc)}")
+                break
             if not check.proven:
                 report.refused.append(check.refusal())
                 continue
@@ -210,3 +222,8 @@ def _stream_state(client: redis.Redis, key: str) -> dict:
     newest = client.xrevrange(key, "+", "-", count=1)[0][0]
     return {"entries": length, "oldest_ms": hot.parse_id(oldest)[0], "newest_ms": hot.parse_id(newest)[0],
             "bytes": hot.memory_usage(client, key)}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return redact(text) if text else type(exc).__name__
