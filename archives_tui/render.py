@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from exporter.query import writers
+from exporter.values import python_values
 
 FORMATS = ("table", *writers.FORMATS)
 
@@ -53,7 +54,7 @@ def table_text(result: pa.Table, limit: int = 1000) -> str:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)
         table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     shown_rows = result.slice(0, limit)
-    for row in zip(*(writers.python_values(column) for column in shown_rows.columns), strict=True):
+    for row in zip(*(python_values(column) for column in shown_rows.columns), strict=True):
         table.add_row(*(_cell(v) for v in row))
     console.print(table)
     if limit < result.num_rows:  # the row count and timing go to standard error

@@ -25,6 +25,7 @@ from exporter.engine.pool import Held, Pool
 from exporter.engine.sql import sql_string
 from exporter.errors import BackendUnavailable, ConfigError, QueryError
 from exporter.redact import redact
+from exporter.values import Converter, apply, python_values
 
 # The driver logs each failed connect with a traceback; without this an unconfigured app prints it.
 logging.getLogger("clickhouse_driver").addHandler(logging.NullHandler())
@@ -48,7 +49,6 @@ _SIMPLE_TYPES: dict[str, pa.DataType] = {
 }
 _UTC_NAMES = {"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Zulu", "GMT", "Etc/GMT"}
 
-Converter = Callable[[Any], Any] | None
 
 
 class NativeBackend:
@@ -258,27 +258,12 @@ def _to_driver(column: pa.ChunkedArray) -> list[Any]:
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.unit == "ns":
         column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)  # the driver stops at µs
-    values = column.to_pylist()
-    convert = _driver_value(column.type)
-    return values if convert is None else [None if v is None else convert(v) for v in values]
+    return python_values(column, _naive_is_utc)
 
 
-def _driver_value(kind: pa.DataType) -> Converter:
-    """Per-value fix-ups: naive timestamps are UTC (else the driver assumes the server's zone), maps
-    are dicts; None when values pass through unchanged."""
-    if pa.types.is_timestamp(kind):
-        return (lambda v: v.replace(tzinfo=UTC)) if kind.tz is None else None
-    if pa.types.is_map(kind):
-        key, item = _driver_value(kind.key_type), _driver_value(kind.item_type)
-        return lambda v: {_apply(key, k): _apply(item, x) for k, x in v}
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        inner = _driver_value(kind.value_type)
-        return None if inner is None else (lambda v: [_apply(inner, x) for x in v])
-    return None
-
-
-def _apply(convert: Converter, value: Any) -> Any:
-    return value if convert is None or value is None else convert(value)
+def _naive_is_utc(kind: pa.DataType) -> Converter:
+    """Naive timestamps are UTC (else the driver assumes the server's zone)."""
+    return (lambda v: v.replace(tzinfo=UTC)) if pa.types.is_timestamp(kind) and kind.tz is None else None
 
 
 def _arrow_type(ch_type: str, server_tz: str) -> tuple[pa.DataType, Converter]:
@@ -301,10 +286,10 @@ def _arrow_type(ch_type: str, server_tz: str) -> tuple[pa.DataType, Converter]:
         return pa.decimal128(int(args[0]), int(args[1])), None
     if name == "Array":
         inner, convert = _arrow_type(args[0], server_tz)
-        return pa.list_(inner), (lambda v: [_apply(convert, x) for x in v]) if convert else None
+        return pa.list_(inner), (lambda v: [apply(convert, x) for x in v]) if convert else None
     if name == "Map":
         (key, ckey), (item, citem) = _arrow_type(args[0], server_tz), _arrow_type(args[1], server_tz)
-        return pa.map_(key, item), lambda v: [(_apply(ckey, k), _apply(citem, x)) for k, x in v.items()]
+        return pa.map_(key, item), lambda v: [(apply(ckey, k), apply(citem, x)) for k, x in v.items()]
     return pa.string(), str  # UUID, IPv4, Tuple, ...: readable text rather than a failure
 
 

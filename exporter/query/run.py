@@ -86,23 +86,18 @@ def stream(backend: ClickHouseBackend, sql: str, limits: Limits | None = None, q
         reader = backend.query_batches(planned.sql, limits=limits, query_id=query_id, stats=stats)
     except QueryError as exc:
         raise _plainly(exc, limits) from None
-    return _LimitNamed(reader, limits).reader(), planned
+    return _errors_said_plainly(reader, limits), planned
 
 
-class _LimitNamed:
-    """A reader whose errors mid-stream name the limit that stopped it, like ``run``'s."""
-
-    def __init__(self, reader: pa.RecordBatchReader, limits: Limits | None) -> None:
-        self._reader, self._limits = reader, limits
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self._reader.schema, self._batches())
-
-    def _batches(self):
+def _errors_said_plainly(reader: pa.RecordBatchReader, limits: Limits | None) -> pa.RecordBatchReader:
+    """The reader, with an error mid-stream (a limit hit, an archived object) said as ``run`` says it."""
+    def batches():
         try:
-            yield from self._reader
+            yield from reader
         except QueryError as exc:
-            raise _plainly(exc, self._limits) from None
+            raise _plainly(exc, limits) from None
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 class ArchivedData(QueryError):

@@ -6,15 +6,16 @@ those are written as JSON text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from exporter.values import python_values
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 
@@ -27,29 +28,6 @@ def _json_default(value):
     if isinstance(value, list | tuple):
         return list(value)
     raise TypeError
-
-
-def _converter(kind: pa.DataType) -> Callable[[Any], Any] | None:
-    """How to turn one value of ``kind`` into what JSON readers expect: Arrow hands maps over as lists
-    of pairs, and they are objects (an empty map too). None where values pass through as they are."""
-    if pa.types.is_map(kind):
-        key, item = _converter(kind.key_type), _converter(kind.item_type)
-        return lambda v: {_apply(key, k): _apply(item, x) for k, x in v}
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        inner = _converter(kind.value_type)
-        return None if inner is None else (lambda v: [_apply(inner, x) for x in v])
-    return None
-
-
-def _apply(convert: Callable[[Any], Any] | None, value: Any) -> Any:
-    return value if convert is None or value is None else convert(value)
-
-
-def python_values(column: pa.ChunkedArray | pa.Array) -> list:
-    """A column's values as Python objects, maps as dicts."""
-    convert = _converter(column.type)
-    values = column.to_pylist()
-    return values if convert is None else [_apply(convert, v) for v in values]
 
 
 def json_text(value) -> str:
