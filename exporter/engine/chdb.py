@@ -92,21 +92,15 @@ class ChdbBackend:
             session.__exit__(None, None, None)
             return pa.RecordBatchReader.from_batches(self.query_arrow(sql, limits=limits).schema, iter(()))
         table = _arrow(first)
-        left = limits.max_result_rows if limits and limits.max_result_rows is not None else None
         drained = False
 
         def batches() -> Iterator[pa.RecordBatch]:
-            nonlocal left, drained
+            nonlocal drained
             chunk, current = first, table
             while True:
                 if stats is not None:
                     stats.add(chunk.storage_rows_read(), chunk.storage_bytes_read())
-                if left is not None:
-                    current = current.slice(0, left)
-                    left -= current.num_rows
                 yield from current.to_batches(max_chunksize=batch_rows)
-                if left == 0:
-                    return
                 chunk = self._call(next, chunks, None)
                 if chunk is None:
                     drained = True
@@ -122,7 +116,8 @@ class ChdbBackend:
                     chunks.close()
             session.__exit__(None, None, None)
 
-        return pa.RecordBatchReader.from_batches(table.schema, Held(batches(), release))
+        reader = pa.RecordBatchReader.from_batches(table.schema, Held(batches(), release))
+        return limits.cut_stream(reader) if limits else reader
 
     def cancel(self, query_id: str) -> bool:
         with self._session(None, None) as conn:

@@ -9,6 +9,7 @@ backend gives each call a connection of its own, so a long query never holds up 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +35,22 @@ class Limits:
         if self.max_result_rows is not None and result.num_rows > self.max_result_rows:
             return result.slice(0, self.max_result_rows)
         return result
+
+    def cut_stream(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        """At most ``max_result_rows`` rows of a stream; stopping there lets the backend end the query."""
+        if self.max_result_rows is None:
+            return reader
+        limit = self.max_result_rows
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            left = limit
+            for batch in reader:
+                yield batch.slice(0, left)
+                left -= min(left, batch.num_rows)
+                if left == 0:
+                    return
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def settings(self) -> dict[str, object]:
         settings: dict[str, object] = {}

@@ -141,7 +141,6 @@ class NativeBackend:
         sent = {**(limits.settings() if limits else {}), "max_block_size": batch_rows}
         lease = self._pool.lease()
         client = lease.__enter__()
-        left = limits.max_result_rows if limits and limits.max_result_rows is not None else None
 
         def call(step: Callable[[], Any]) -> Any:
             try:
@@ -158,17 +157,12 @@ class NativeBackend:
         drained = False
 
         def batches() -> Iterator[pa.RecordBatch]:
-            nonlocal left, drained
-            while left is None or left > 0:
-                wanted = batch_rows if left is None else min(left, batch_rows)
-                chunk = self._guarded(client, lambda wanted=wanted: _take(rows, wanted))
-                if left is not None:
-                    left -= len(chunk)
+            nonlocal drained
+            while not drained:
+                chunk = self._guarded(client, lambda: _take(rows, batch_rows))
                 if chunk:
                     yield from _table(column_types, list(zip(*chunk, strict=True)), zone).to_batches()
-                if len(chunk) < wanted:
-                    drained = True
-                    break
+                drained = len(chunk) < batch_rows
             if stats is not None:
                 stats.add(client.last_query.progress.rows, client.last_query.progress.bytes)
 
@@ -177,7 +171,8 @@ class NativeBackend:
                 client.disconnect()  # a stream left part-read: the server stops it, the next call reconnects
             lease.__exit__(None, None, None)
 
-        return pa.RecordBatchReader.from_batches(schema, Held(batches(), release))
+        reader = pa.RecordBatchReader.from_batches(schema, Held(batches(), release))
+        return limits.cut_stream(reader) if limits else reader
 
     def cancel(self, query_id: str) -> bool:
         killed = self.query_arrow(f"KILL QUERY WHERE query_id = {sql_string(query_id)} SYNC")
