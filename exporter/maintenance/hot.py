@@ -15,24 +15,11 @@ most ``dlq_max_length`` entries; it has no group (people read it), so age and le
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
 StreamId = tuple[int, int]
-
-
-@dataclass
-class TierReport:
-    """What one tier's retention did (or, in a dry run, would do), as data for the CLI, status and the TUI."""
-
-    tier: str
-    dry_run: bool
-    removed: int = 0  # stream entries, rows or files, per tier
-    bytes_removed: int | None = None  # None where the tier cannot tell (or a dry run)
-    seconds: float = 0.0
-    details: dict = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
 
 
 def parse_id(text: str | bytes) -> StreamId:

@@ -22,7 +22,6 @@ import redis
 from exporter.config import Config
 from exporter.errors import QueryError
 from exporter.maintenance import cold_tier, costs, hot, lifecycle, warm_tier
-from exporter.maintenance.hot import TierReport
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.redact import redact
 from exporter.tiers.cold import ParquetStore
@@ -31,6 +30,19 @@ from exporter.tiers.warm import WarmStore
 TIERS = ("redis", "warm", "cold")
 LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
 LAST_RUN_KEPT = 30 * 86400  # seconds the last run's report stays readable
+
+
+@dataclass
+class TierReport:
+    """What one tier's retention did (or, in a dry run, would do), as data for the CLI, status and the TUI."""
+
+    tier: str
+    dry_run: bool
+    removed: int = 0  # stream entries, rows or files, per tier
+    bytes_removed: int | None = None  # None where the tier cannot tell (or a dry run)
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
 
 
 @dataclass
