@@ -225,6 +225,9 @@ class RetentionConfig:
     gdpr_compliance_enabled: bool = _setting(True, _bool, "enable deletion requests and their audit")
     data_retention_max_days: int = _setting(2555, _int(1), "no record is kept longer than this")
     deletion_request_ttl: float = _setting(30 * 86400.0, _duration, "deadline to honour a deletion")
+    compact_after: float = _setting(3600.0, _duration,
+                                    "cold tier: an hour's batch files are compacted once it ended this long ago")
+    compact_target_size: int = _setting(128 * 1024 * 1024, _size, "cold tier: compacted files are about this large")
     compression_codec: str = _setting("ZSTD", _choice("ZSTD", "LZ4", "GZIP", "SNAPPY", "NONE"), "Parquet codec")
     archive_after: float = _setting(5 * 365 * 86400.0, _duration,
                                     "S3: cold objects move to archive_class after this age (lifecycle rule)")

@@ -1,6 +1,6 @@
 """A year of completions through one retention pass over every tier (the clock moved ten days on):
-Redis keeps only what is not archived, ClickHouse its window, Parquet everything, and `jobs` answers
-exactly as before."""
+Redis keeps only what is not archived, ClickHouse its window, Parquet everything in one file per hour,
+and `jobs` answers exactly as before."""
 
 from __future__ import annotations
 
@@ -39,4 +39,7 @@ def test_a_year_through_retention_changes_no_answer(config, redis_client):
         assert 0 < len(kept) < len(days_before) and {t.tier: t.removed > 0 for t in run.tiers} == {
             "redis": True, "warm": True, "cold": False}
         assert cold_counts(cold) == files == (3000, 3000)
+        compacted = [tuple(info["name"].rsplit("/", 1)) for info in cold.listing()]
+        assert all(name.startswith("compacted_") and name.endswith("_1of1.parquet") for _, name in compacted)
+        assert len({directory for directory, _ in compacted}) == len(compacted)  # one file per hour
         assert by_month(warm) == months and distinct(warm) == counts == (3000, 3000)

@@ -65,6 +65,13 @@ def trim_point(client: redis.Redis, stream_key: str, groups: list[str], window_s
     return TrimPoint(point, decided_by)
 
 
+def archived_below(client: redis.Redis, stream_key: str, group: str) -> StreamId | None:
+    """The first entry ``group`` has not acknowledged (pending, or not read yet): every entry below it is
+    archived. None when the group (or stream) does not exist, which proves nothing archived."""
+    point = trim_point(client, stream_key, [group], 2**63)
+    return None if point.refused else point.minid
+
+
 def count_before(client: redis.Redis, key: str, minid: StreamId, page: int = 10_000) -> int:
     """How many entries of ``key`` have an id below ``minid`` (what XTRIM MINID would remove), read a
     page of ids at a time."""

@@ -4,9 +4,9 @@ One manager at a time: a run holds a lease in Redis (``<stream>:retention:lease`
 applying the policy on their schedules never trim at once; the second one reports that it skipped.
 Time is a parameter (``now``), so tests move the clock instead of waiting for it.
 
-Built so far: the hot tier (Redis), the warm tier (reconciled drops of days past the window) and the
-cold tier's expiry (hours past s3_archive_ttl or data_retention_max_days). Compaction, S3 lifecycle
-rules, the cost view and codecs are still to come.
+The tiers: Redis (the stream trimmed behind the archive group, dead letters, job keys), the warm tier
+(reconciled drops of days past the window) and the cold tier (expiry of hours past s3_archive_ttl or
+data_retention_max_days, S3 lifecycle rules, compaction of closed hours).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import redis
 
 from exporter.config import Config
 from exporter.errors import QueryError
-from exporter.maintenance import cold_tier, costs, hot, lifecycle, warm_tier
+from exporter.maintenance import cold_tier, compaction, costs, hot, lifecycle, warm_tier
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.redact import redact
 from exporter.tiers.cold import ParquetStore
@@ -29,6 +29,7 @@ from exporter.tiers.warm import WarmStore
 
 TIERS = ("redis", "warm", "cold")
 LEASE_SECONDS = 600.0  # longest a run may take; a crashed holder blocks the next run this long at most
+COMPACTION_BUDGET = LEASE_SECONDS / 2  # a run stops starting hours after this; the next goes on
 LAST_RUN_KEPT = 30 * 86400  # seconds the last run's report stays readable
 
 
@@ -183,6 +184,12 @@ class RetentionManager:
                                    "directories": [e.path.removeprefix(self.cold.jobs_root + "/") for e in found]}
         if self.cold.url.startswith("s3://"):
             report.details["lifecycle"] = lifecycle.ensure_rules(self.cold, policy, dry_run)
+        watermark = hot.archived_below(self.client, self.stream_key, self.config.pipeline.consumer_group)
+        compacted = compaction.compact(self.cold, watermark, self.now(), policy.compact_after,
+                                       policy.compact_target_size, self.config.query.max_execution_time, dry_run,
+                                       budget=COMPACTION_BUDGET)
+        report.refused += compacted.refused
+        report.details["compaction"] = asdict(compacted)
         return report
 
     def _lifecycle(self) -> dict | None:

@@ -1,10 +1,11 @@
 """The cold tier: ZSTD Parquet files on any fsspec filesystem (``file://`` or ``s3://``).
 
 Layout: ``<root>/jobs/year=YYYY/month=MM/day=DD/hour=HH/<batch_id>.parquet``, hive-partitioned by the
-hour of enqueue_time. The object key depends only on the batch identity and the hour, so writing a
-batch again replaces each file with identical content: replays never duplicate. No partial file is
-ever visible: S3 publishes an object only when its upload completes, and on local disks the file is
-written under a hidden temporary name and renamed into place.
+hour of enqueue_time; compaction later rewrites an hour's files into a few sorted ones, and a naming
+rule (``exporter.tiers.layout``) tells readers which files of an hour are live. The object key depends
+only on the batch identity and the hour, so writing a batch again replaces each file with identical
+content: replays never duplicate. No partial file is ever visible: S3 publishes an object only when its
+upload completes, and on local disks the file is written under a hidden temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from exporter.config import ColdConfig
 from exporter.embedded import private_dir, tighten_tree
 from exporter.record import CURRENT_SCHEMA_VERSION, with_stored_times
+from exporter.tiers.layout import superseded
 from exporter.tiers.partitions import HOUR_US, split_by_time
 from exporter.tiers.warm import TierStats
 
@@ -75,7 +77,7 @@ class ParquetStore:
         written = []
         for hour, rows in split_by_time(records, HOUR_US):
             key = self._key(hour, batch_id)
-            self._put(key, self._encode(rows, batch_id))
+            self.put(key, self._encode(rows, {b"archives.batch_id": batch_id.encode()}))
             written.append(key)
         return written
 
@@ -86,19 +88,24 @@ class ParquetStore:
             f"{batch_id}.parquet"
         )
 
-    def _encode(self, records: pa.Table, batch_id: str) -> pa.Buffer:
+    def _encode(self, records: pa.Table, metadata: dict[bytes, bytes], **options: object) -> pa.Buffer:
         """ZSTD Parquet with times in milliseconds, as the warm tier keeps them: a row reads the same in
         either tier (files of earlier versions hold microseconds; the engine reads both)."""
         records = with_stored_times(records)
-        metadata = dict(records.schema.metadata or {})
-        metadata.update({b"archives.schema_version": CURRENT_SCHEMA_VERSION.encode(),
-                         b"archives.batch_id": batch_id.encode()})
+        metadata = {**(records.schema.metadata or {}), b"archives.schema_version": CURRENT_SCHEMA_VERSION.encode(),
+                    **metadata}
         sink = pa.BufferOutputStream()
         pq.write_table(records.replace_schema_metadata(metadata), sink, compression=self.codec,
-                       use_dictionary=_DICTIONARY_COLUMNS)
+                       use_dictionary=_DICTIONARY_COLUMNS, **options)
         return sink.getvalue()
 
-    def _put(self, key: str, data: pa.Buffer) -> None:
+    def encode_compacted(self, rows: pa.Table, row_group_rows: int) -> pa.Buffer:
+        """A compacted file: rows sorted by the caller, in row groups of ``row_group_rows``."""
+        return self._encode(rows, {b"archives.compacted": b"1"}, row_group_size=row_group_rows)
+
+    def put(self, key: str, data: pa.Buffer) -> None:
+        """Store ``data`` at ``key``, whole or not at all (an S3 object appears when its upload ends; a
+        local file is written under a hidden name and renamed)."""
         if not self.local:
             self.fs.pipe_file(key, data.to_pybytes())
             return
@@ -132,8 +139,10 @@ class ParquetStore:
             return
         self.fs.ls(self.root.split("/", 1)[0], refresh=True)  # the bucket: FileNotFoundError if missing
 
-    def files(self) -> list[dict]:
-        """Every archived Parquet file with its size (temporary files are hidden)."""
+    def listing(self) -> list[dict]:
+        """Every Parquet file in the tier with its size and time, superseded ones included (temporary
+        files are hidden)."""
+        self.fs.invalidate_cache()
         if not self.fs.exists(self.jobs_root):
             return []
         found = self.fs.find(self.jobs_root, detail=True)
@@ -141,6 +150,14 @@ class ParquetStore:
             info for path, info in sorted(found.items())
             if path.endswith(".parquet") and not path.rsplit("/", 1)[-1].startswith(".")
         ]
+
+    def files(self) -> list[dict]:
+        """The live Parquet files: what a reader honouring the layout's rule reads (``layout``)."""
+        listing = self.listing()
+        skipped: set[str] = set()
+        for directory, names in by_directory(listing).items():
+            skipped.update(f"{directory}/{name}" for name in superseded(names))
+        return [info for info in listing if info["name"] not in skipped]
 
     def stats(self) -> TierStats:
         files = self.files()
@@ -162,6 +179,15 @@ class ParquetStore:
 # ".<name>.<pid>@<host>.<uuid>.tmp"; earlier versions wrote ".<name>.<uuid>.tmp" (no writer).
 _TEMPORARY = re.compile(r"^\..+?(?:\.(?P<pid>\d+)@(?P<host>[^@/]+))?\.[0-9a-f]{32}\.tmp$")
 STALE_TEMPORARY_AGE = 3600.0
+
+
+def by_directory(listing: list[dict]) -> dict[str, list[str]]:
+    """File names per directory, from a ``listing``."""
+    found: dict[str, list[str]] = {}
+    for info in listing:
+        directory, name = info["name"].rsplit("/", 1)
+        found.setdefault(directory, []).append(name)
+    return found
 
 
 def _remove_stale_temporaries(files: list[os.DirEntry]) -> None:

@@ -30,6 +30,7 @@ from exporter.config import ColdConfig
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import settings_clause, sql_string
 from exporter.record import RECORD_SCHEMA
+from exporter.tiers.layout import superseded_sql
 
 WARM, COLD, FEDERATED, COLD_HOURS, CUTOFF = "jobs_archive", "jobs_cold", "jobs", "jobs_cold_hours", "jobs_cutoff"
 _HIVE = {"year": "UInt16", "month": "UInt8", "day": "UInt8", "hour": "UInt8"}
@@ -53,14 +54,17 @@ def cold_structure() -> str:
 
 @dataclass(frozen=True)
 class ColdSource:
-    """The table function over every Parquet file of the cold tier, and the settings reading it needs."""
+    """The table function over every Parquet file of the cold tier, the same function listing the files
+    (``One`` format: names, no data), and the settings reading them needs."""
 
     function: str
+    listing: str
     settings: dict[str, object] = field(default_factory=dict)
 
-    def select(self, columns: str, where: str = "") -> str:
-        condition = f" WHERE {where}" if where else ""
-        return f"SELECT {columns} FROM {self.function}{condition}{settings_clause(self.settings)}"
+    def select(self, columns: str) -> str:
+        """Read the live files only: compaction's superseded files are never opened (``layout``)."""
+        return (f"SELECT {columns} FROM {self.function} WHERE _path NOT IN ({superseded_sql(self.listing)})"
+                f"{settings_clause(self.settings)}")
 
 
 # S3 reads retry 100 times by default: an unreachable endpoint would hang `status` and every query for
@@ -73,13 +77,15 @@ def cold_source(cold: ColdConfig, url: str) -> ColdSource:
     structure = sql_string(cold_structure())
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return ColdSource(f"file({sql_string(parsed.path.rstrip('/') + '/jobs/**/*.parquet')}, 'Parquet', {structure})")
+        location = sql_string(parsed.path.rstrip("/") + "/jobs/**/*.parquet")
+        return ColdSource(f"file({location}, 'Parquet', {structure})", f"file({location}, 'One')")
     endpoint = (cold.endpoint_url or f"https://s3.{cold.region or 'us-east-1'}.amazonaws.com").rstrip("/")
     location = sql_string(f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/jobs/**/*.parquet")
     key = cold.access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
     secret = cold.secret_access_key or os.environ.get("AWS_SECRET_ACCESS_KEY")
     credentials = f"{sql_string(key)}, {sql_string(secret)}, " if key and secret else "NOSIGN, "
-    return ColdSource(f"s3({location}, {credentials}'Parquet', {structure})", dict(_S3_SETTINGS))
+    return ColdSource(f"s3({location}, {credentials}'Parquet', {structure})", f"s3({location}, {credentials}'One')",
+                      dict(_S3_SETTINGS))
 
 
 @dataclass(frozen=True)
