@@ -103,5 +103,25 @@ def run_text(run: dict) -> str:
         freed = f", {human_size(report['bytes_removed'])} freed" if report["bytes_removed"] else ""
         lines.append(f"{report['tier']}: {verb} {'; '.join(parts) or 'nothing'}{freed} "
                      f"in {report['seconds']:.2f}s")
+        if "compaction" in details:
+            lines.append("  " + _compaction_text(details["compaction"], run["dry_run"]))
         lines += [f"  refused: {reason}" for reason in report["refused"]]
     return ("dry run: " if run["dry_run"] else "") + "\n".join(lines)
+
+
+def _compaction_text(done: dict, dry_run: bool) -> str:
+    """What compaction did (or would do) to the cold tier's closed hours."""
+    if dry_run:
+        text = (f"compaction would rewrite {done['hours']:,} hours ({done['files_read']:,} files, "
+                f"{human_size(done['bytes_read'])}) and delete {done['files_deleted']:,} superseded files")
+    else:
+        rate = f", {done['rows'] / done['seconds']:,.0f} rows/s" if done["rows"] and done["seconds"] else ""
+        text = (f"compaction rewrote {done['hours']:,} hours: {done['files_read']:,} files "
+                f"({human_size(done['bytes_read'])}) into {done['files_written']:,} "
+                f"({human_size(done['bytes_written'])}), {done['rows']:,} rows{rate}; deleted "
+                f"{done['files_deleted']:,} superseded files")
+    if done.get("files_waiting"):
+        text += f" ({done['files_waiting']:,} more are deleted by a later run, once no query can be reading them)"
+    if done["hours_left"]:
+        text += f"; {done['hours_left']:,} hours left for the next run"
+    return text

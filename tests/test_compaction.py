@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -217,3 +218,21 @@ def test_compacted_files_are_owner_only(config, redis_client, warm):
         run_compaction(config, redis_client, cold)
         modes = {os.stat(i["name"]).st_mode & 0o777 for i in cold.listing()}
     assert modes == {0o600}
+
+
+def test_the_cli_reports_what_compaction_did_and_what_waits(config, redis_client, tmp_path, capsys):
+    from archives_tui.cli import main
+    from tests.test_outages import write_config
+
+    seed_stream(redis_client, STREAM, 600, days=1, seed=43)
+    config_file = write_config(tmp_path / "archives.yaml", config, retention={"compact_after": "1s"})
+    assert main(["--config", str(config_file), "export", "--once"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config_file), "retention", "apply", "--tier", "cold", "--dry-run"]) == 0
+    planned = capsys.readouterr().out
+    assert "compaction would rewrite " in planned and " hours (" in planned
+    assert main(["--config", str(config_file), "retention", "apply", "--tier", "cold"]) == 0
+    done = capsys.readouterr().out
+    rewritten = re.search(r"compaction rewrote (\d+) hours: (\d+) files .* ([\d,]+) rows", done)
+    assert rewritten and int(rewritten[1]) > 0 and int(rewritten[2]) >= int(rewritten[1]), done
+    assert "more are deleted by a later run, once no query can be reading them" in done

@@ -44,8 +44,7 @@ class HourWork:
     directory: str
     hour: datetime
     inputs: list[dict]  # the live generation's parts and the batch files below the watermark, by name
-    superseded: list[dict]  # files readers already skip, to delete
-    live_since: float | None  # when the live generation was written (None: no generation)
+    superseded: int  # files readers already skip, to delete
 
     @property
     def input_bytes(self) -> int:
@@ -63,6 +62,7 @@ class CompactionReport:
     bytes_written: int = 0
     bytes_deleted: int = 0
     seconds: float = 0.0
+    files_waiting: int = 0  # superseded too recently: a query that listed them may still read them
     hours_left: int = 0  # planned but not reached within the run's time budget
     refused: list[str] = field(default_factory=list)
 
@@ -88,11 +88,7 @@ def plan(store: ParquetStore, watermark: StreamId, closed_before: datetime) -> l
                                key=lambda n: generation_of(n)[1])  # type: ignore[index]
                 inputs = parts + below
         if inputs or skipped:
-            parts_written = [_modified(infos[f"{directory}/{n}"]) for n in names
-                             if live is not None and (g := generation_of(n)) and g[0] == live]
-            work.append(HourWork(directory, hour, [infos[f"{directory}/{n}"] for n in inputs],
-                                 [infos[f"{directory}/{n}"] for n in sorted(skipped)],
-                                 max(parts_written) if parts_written else None))
+            work.append(HourWork(directory, hour, [infos[f"{directory}/{n}"] for n in inputs], len(skipped)))
     return sorted(work, key=lambda w: w.hour)
 
 
@@ -124,11 +120,7 @@ def compact(store: ParquetStore, watermark: StreamId | None, now: float, closed_
             report.hours += 1
             report.files_read += len(hour.inputs)
             report.bytes_read += hour.input_bytes
-        if not dry_run:
-            _delete_superseded(store, hour.directory, now - grace, report, on_step)
-        else:
-            report.files_deleted += len(hour.superseded)
-            report.bytes_deleted += sum(int(i.get("size") or 0) for i in hour.superseded)
+        _delete_superseded(store, hour.directory, now - grace, report, on_step, dry_run)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -159,7 +151,7 @@ def _rewrite(store: ParquetStore, hour: HourWork, watermark: StreamId, target_by
 
 
 def _delete_superseded(store: ParquetStore, directory: str, written_before: float, report: CompactionReport,
-                       on_step: Callable[[str], None] | None) -> None:
+                       on_step: Callable[[str], None] | None, dry_run: bool) -> None:
     """Delete the directory's superseded files, if its live generation was written before
     ``written_before`` (read afresh: the rewrite may just have switched it)."""
     store.fs.invalidate_cache(directory)
@@ -169,11 +161,13 @@ def _delete_superseded(store: ParquetStore, directory: str, written_before: floa
     if live is None:
         return
     switched = max(_modified(info) for name, info in found.items() if (g := generation_of(name)) and g[0] == live)
-    if switched > written_before:
-        return
     doomed = [found[name] for name in sorted(superseded(list(found)))]
+    if switched > written_before:
+        report.files_waiting += len(doomed)
+        return
     if doomed:
-        store.fs.rm([info["name"] for info in doomed])  # one request per thousand objects on S3
+        if not dry_run:
+            store.fs.rm([info["name"] for info in doomed])  # one request per thousand objects on S3
         report.files_deleted += len(doomed)
         report.bytes_deleted += sum(int(info.get("size") or 0) for info in doomed)
         _step(on_step, f"deleted {len(doomed)} superseded files of {_relative(store, directory)}")
