@@ -102,8 +102,9 @@ def test_the_views_keep_their_own_window(archive, redis_client):
 
 
 def test_a_tier_that_fails_is_refused_and_the_others_still_run(archive, redis_client):
-    config, warm, _ = archive
-    warm.backend.execute("DROP VIEW jobs_cold_hours")  # the cold tier cannot be read for reconciliation
+    config, warm, cold_dir = archive
+    oldest = sorted(cold_dir.glob("jobs/*/*/*/*"))[0]
+    (oldest / "1-0_0123456789ab.parquet").write_bytes(b"not parquet")  # the cold tier cannot be read
     days = warm.days()
     run = ten_days_later(config, redis_client, warm).apply(("warm", "redis"))
     warm_report, redis_report = run.tiers
@@ -111,3 +112,16 @@ def test_a_tier_that_fails_is_refused_and_the_others_still_run(archive, redis_cl
     assert warm_report.removed == 0
     assert redis_report.tier == "redis" and not redis_report.refused
     assert warm.days() == days  # every day kept
+
+
+def test_days_are_checked_a_month_at_a_time_within_the_row_budget(monkeypatch):
+    from datetime import date
+
+    from exporter.maintenance import warm_tier
+
+    monkeypatch.setattr(warm_tier, "ROWS_PER_CHECK", 100)
+    days = [(date(2026, 1, 30), 60), (date(2026, 1, 31), 60), (date(2026, 2, 1), 30), (date(2026, 2, 2), 30),
+            (date(2026, 2, 3), 500)]
+    chunks = [(month, [d.day for d, _ in chunk]) for month, chunk in warm_tier._chunks(days)]
+    assert chunks == [("year=2026/month=01", [30]), ("year=2026/month=01", [31]),
+                      ("year=2026/month=02", [1, 2]), ("year=2026/month=02", [3])]

@@ -24,6 +24,8 @@ from exporter.errors import QueryError
 from exporter.maintenance import cold_tier, compaction, costs, hot, lifecycle, warm_tier
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.redact import redact
+from exporter.runtime import cold_url
+from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
 
@@ -140,24 +142,29 @@ class RetentionManager:
         today = datetime.fromtimestamp(self.now(), UTC).date()
         first_kept = today - timedelta(days=self.warm.ttl_days - 1)
         dropped, freed = [], 0
-        for partition, rows, size in self.warm.days():
-            day = date.fromisoformat(partition)
-            if day >= first_kept:
-                break
-            try:
-                check = warm_tier.reconcile(self.warm.backend, day)
-            except QueryError as exc:  # e.g. no view over the cold tier on this engine: keep every day
-                report.refused.append(f"{day} and later days: kept, the cold tier could not be read to check "
-                                      f"them: {_one_line(exc)}")
-                break
-            if not check.proven:
-                report.refused.append(check.refusal())
-                continue
-            if not dry_run:
-                self.warm.drop_day(partition)
-            dropped.append(str(day))
-            report.removed += rows
-            freed += size
+        past = [(date.fromisoformat(p), rows, size) for p, rows, size in self.warm.days()
+                if date.fromisoformat(p) < first_kept]
+        sizes = {day: (rows, size) for day, rows, size in past}
+        url = self.cold.url if self.cold is not None else cold_url(self.config)
+        checks = warm_tier.reconcile_days(self.warm.backend,
+                                          lambda under: federation.cold_source(self.config.cold, url, under),
+                                          [(day, rows) for day, rows, _ in past])
+        checked = set()
+        try:
+            for check in checks:
+                checked.add(check.day)
+                if not check.proven:
+                    report.refused.append(check.refusal())
+                    continue
+                if not dry_run:
+                    self.warm.drop_day(str(check.day))
+                dropped.append(str(check.day))
+                report.removed += sizes[check.day][0]
+                freed += sizes[check.day][1]
+        except QueryError as exc:  # e.g. this engine cannot read the cold tier: keep every day left
+            first_left = next((str(d) for d, _, _ in past if d not in checked), "")
+            report.refused.append(f"{first_left} and later days: kept, the cold tier could not be read to check "
+                                  f"them: {_one_line(exc)}")
         report.bytes_removed = freed
         report.details["days"] = {"removed": dropped, "window_starts": str(first_kept)}
         stats_first = today - timedelta(days=int(self.config.retention.stats_ttl // 86400) - 1)

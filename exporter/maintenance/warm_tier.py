@@ -2,19 +2,27 @@
 a reconciliation proves its rows are in the cold tier.
 
 For a day, the warm table's rows and distinct job ids are counted, and so are the cold tier's for the
-same day (read through ``jobs_cold_hours``, only that day's files); every job id of the warm day must
-be among the cold day's, and the cold day must hold at least as many rows. Otherwise the day is kept
-and the refusal says what was short. The table TTL is only a backstop beyond the window (see
-``tiers/ddl.backstop_ttl``), so nothing leaves the warm tier unreconciled.
+same day; every job id of the warm day must be among the cold day's, and the cold day must hold at least
+as many rows. Otherwise the day is kept and the refusal says what was short. The table TTL is only a
+backstop beyond the window (see ``tiers/ddl.backstop_ttl``), so nothing leaves the warm tier
+unreconciled.
+
+Days are checked a month at a time, up to ``ROWS_PER_CHECK`` warm rows per query, reading only that
+month's Parquet files: the engine lists every file its pattern covers before reading any, so a check
+per day over a year of hourly files spent most of its 2.8 s listing 8,760 files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
+from itertools import groupby
 
 from exporter.engine.interface import ClickHouseBackend
-from exporter.tiers.federation import COLD_HOURS, WARM
+from exporter.tiers.federation import WARM, ColdSource
+
+ROWS_PER_CHECK = 2_000_000  # warm rows per query: bounds the engine's (day, job id) table to some 200 MB
 
 
 @dataclass(frozen=True)
@@ -36,15 +44,39 @@ class DayCheck:
                 "missing there)")
 
 
-def reconcile(backend: ClickHouseBackend, day: date) -> DayCheck:
-    """Count the day in both tiers, in one query."""
-    first, end = f"'{day} 00:00:00'", f"'{day + timedelta(days=1)} 00:00:00'"
-    cold = (f"SELECT job_id FROM {COLD_HOURS} WHERE file_hour >= {first} AND file_hour < {end} "
-            f"AND enqueue_time >= {first} AND enqueue_time < {end}")
-    warm = f"SELECT job_id FROM {WARM} WHERE created_date = '{day}'"
-    row = backend.query_arrow(
-        f"SELECT (SELECT count() FROM ({warm})) AS warm_rows, (SELECT uniqExact(job_id) FROM ({warm})) AS warm_jobs, "
-        f"(SELECT count() FROM ({cold})) AS cold_rows, (SELECT uniqExact(job_id) FROM ({cold})) AS cold_jobs, "
-        f"(SELECT count() FROM (SELECT DISTINCT job_id FROM ({warm})) WHERE job_id NOT IN ({cold})) AS missing"
-    ).to_pylist()[0]
-    return DayCheck(day, row["warm_rows"], row["warm_jobs"], row["cold_rows"], row["cold_jobs"], row["missing"])
+def reconcile_days(backend: ClickHouseBackend, source_under: Callable[[str], ColdSource],
+                   days: list[tuple[date, int]]) -> Iterator[DayCheck]:
+    """Check ``days`` (each with its warm row count), oldest first; ``source_under`` gives the cold tier
+    under a hive prefix."""
+    for month, chunk in _chunks(days):
+        yield from _check(backend, source_under(month), [day for day, _ in chunk])
+
+
+def _chunks(days: list[tuple[date, int]]) -> Iterator[tuple[str, list[tuple[date, int]]]]:
+    """Days grouped by month, each group holding at most ROWS_PER_CHECK rows (or a single day)."""
+    for month, in_month in groupby(days, key=lambda d: f"year={d[0].year:04d}/month={d[0].month:02d}"):
+        chunk: list[tuple[date, int]] = []
+        for day in in_month:
+            if chunk and sum(rows for _, rows in chunk) + day[1] > ROWS_PER_CHECK:
+                yield month, chunk
+                chunk = []
+            chunk.append(day)
+        yield month, chunk
+
+
+def _check(backend: ClickHouseBackend, cold: ColdSource, days: list[date]) -> list[DayCheck]:
+    """Both tiers' rows per (day, job id) in one pass over each, summed per day."""
+    listed = ", ".join(f"'{day}'" for day in days)
+    warm = f"SELECT created_date AS day, job_id, 1 AS w, 0 AS c FROM {WARM} WHERE created_date IN ({listed})"
+    cold_rows = (f"SELECT toDate(enqueue_time, 'UTC') AS day, job_id, 0 AS w, 1 AS c "
+                 f"FROM ({cold.select('job_id, enqueue_time')}) WHERE day IN ({listed})")
+    found = backend.query_arrow(
+        "SELECT day, sum(w_rows) AS warm_rows, countIf(w_rows > 0) AS warm_jobs, sum(c_rows) AS cold_rows, "
+        "countIf(c_rows > 0) AS cold_jobs, countIf(w_rows > 0 AND c_rows = 0) AS missing FROM ("
+        f"SELECT day, job_id, sum(w) AS w_rows, sum(c) AS c_rows FROM ({warm} UNION ALL {cold_rows}) "
+        "GROUP BY day, job_id) GROUP BY day"
+    ).to_pylist()
+    by_day = {row["day"]: row for row in found}
+    empty = {"warm_rows": 0, "warm_jobs": 0, "cold_rows": 0, "cold_jobs": 0, "missing": 0}
+    return [DayCheck(day, *(by_day.get(day, empty)[k] for k in ("warm_rows", "warm_jobs", "cold_rows",
+                                                                   "cold_jobs", "missing"))) for day in days]

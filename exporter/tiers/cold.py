@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from exporter.config import ColdConfig
 from exporter.embedded import private_dir, tighten_tree
-from exporter.record import CURRENT_SCHEMA_VERSION, with_stored_times
+from exporter.record import CURRENT_SCHEMA_VERSION, TIME_FIELDS, with_stored_times
 from exporter.tiers.layout import superseded
 from exporter.tiers.partitions import HOUR_US, split_by_time
 from exporter.tiers.warm import TierStats
@@ -100,8 +100,11 @@ class ParquetStore:
         return sink.getvalue()
 
     def encode_compacted(self, rows: pa.Table, row_group_rows: int) -> pa.Buffer:
-        """A compacted file: rows sorted by the caller, in row groups of ``row_group_rows``."""
-        return self._encode(rows, {b"archives.compacted": b"1"}, row_group_size=row_group_rows)
+        """A compacted file: rows sorted by the caller, in row groups of ``row_group_rows``, times as
+        deltas (sorted by queue and time, they are small numbers: 1.2% smaller files, measured in
+        bench/retention.py's notes)."""
+        return self._encode(rows, {b"archives.compacted": b"1"}, row_group_size=row_group_rows,
+                            column_encoding=dict.fromkeys(TIME_FIELDS, "DELTA_BINARY_PACKED"))
 
     def put(self, key: str, data: pa.Buffer) -> None:
         """Store ``data`` at ``key``, whole or not at all (an S3 object appears when its upload ends; a
