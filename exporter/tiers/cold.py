@@ -101,8 +101,8 @@ class ParquetStore:
 
     def encode_compacted(self, rows: pa.Table, row_group_rows: int) -> pa.Buffer:
         """A compacted file: rows sorted by the caller, in row groups of ``row_group_rows``, times as
-        deltas (sorted by queue and time, they are small numbers: 1.2% smaller files, measured in
-        bench/retention.py's notes)."""
+        deltas (sorted by queue and time they are small numbers: 93.0 against 94.1 bytes per record on
+        1M of bench/synthetic.py's records; higher ZSTD levels made that file larger, 96 to 98)."""
         return self._encode(rows, {b"archives.compacted": b"1"}, row_group_size=row_group_rows,
                             column_encoding=dict.fromkeys(TIME_FIELDS, "DELTA_BINARY_PACKED"))
 
