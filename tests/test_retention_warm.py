@@ -103,8 +103,9 @@ def test_the_views_keep_their_own_window(archive, redis_client):
 
 def test_a_tier_that_fails_is_refused_and_the_others_still_run(archive, redis_client):
     config, warm, cold_dir = archive
-    oldest = sorted(cold_dir.glob("jobs/*/*/*/*"))[0]
-    (oldest / "1-0_0123456789ab.parquet").write_bytes(b"not parquet")  # the cold tier cannot be read
+    year, month, day = warm.days()[0][0].split("-")  # the oldest warm day's hours cannot be read
+    hour = sorted(cold_dir.glob(f"jobs/year={year}/month={month}/day={day}/*"))[0]
+    (hour / "1-0_0123456789ab.parquet").write_bytes(b"not parquet")
     days = warm.days()
     run = ten_days_later(config, redis_client, warm).apply(("warm", "redis"))
     warm_report, redis_report = run.tiers
@@ -114,14 +115,13 @@ def test_a_tier_that_fails_is_refused_and_the_others_still_run(archive, redis_cl
     assert warm.days() == days  # every day kept
 
 
-def test_days_are_checked_a_month_at_a_time_within_the_row_budget(monkeypatch):
+def test_days_are_checked_together_within_the_row_budget(monkeypatch):
     from datetime import date
 
     from exporter.maintenance import warm_tier
 
     monkeypatch.setattr(warm_tier, "ROWS_PER_CHECK", 100)
-    days = [(date(2026, 1, 30), 60), (date(2026, 1, 31), 60), (date(2026, 2, 1), 30), (date(2026, 2, 2), 30),
-            (date(2026, 2, 3), 500)]
-    chunks = [(month, [d.day for d, _ in chunk]) for month, chunk in warm_tier._chunks(days)]
-    assert chunks == [("year=2026/month=01", [30]), ("year=2026/month=01", [31]),
-                      ("year=2026/month=02", [1, 2]), ("year=2026/month=02", [3])]
+    days = [(date(2026, 1, 30), 60), (date(2026, 1, 31), 60), (date(2026, 2, 1), 30), (date(2026, 2, 2), 500),
+            (date(2026, 2, 3), 10)]
+    chunks = [[d.day for d, _ in chunk] for chunk in warm_tier._chunks(days)]
+    assert chunks == [[30], [31, 1], [2], [3]]

@@ -53,7 +53,7 @@ def test_a_routed_query_answers_as_reading_everything_does(archive):
                                                                                             True, True]
     assert "jobs_cold_hours" not in rewritten[0] and "FROM jobs_archive WHERE" in rewritten[0]  # warm only
     assert rewritten[-2].count("FROM jobs_archive WHERE") == 1 and rewritten[-2].endswith("JOIN jobs USING job_id")
-    assert "jobs_archive" not in rewritten[-1] and "FROM jobs_cold_hours WHERE file_hour" in rewritten[-1]
+    assert "jobs_archive" not in rewritten[-1] and "FROM jobs_cold_hours(days = '" in rewritten[-1]
     assert "jobs_cold_hours" in rewritten[1] and "FROM jobs_archive" not in rewritten[1]  # cold only
 
 
@@ -123,6 +123,18 @@ def test_only_bounds_that_certainly_hold_are_read(config, sql, bounds):
         assert routed.sql == sql
         return
     since, until = bounds
-    assert "FROM jobs " not in routed.sql and "FROM jobs_cold_hours WHERE" in routed.sql
+    assert "FROM jobs " not in routed.sql and "FROM jobs_cold_hours(days = '" in routed.sql
     assert f"enqueue_time >= toDateTime64('{since}', 3, 'UTC')" in routed.sql
     assert f"enqueue_time < toDateTime64('{until}', 3, 'UTC')" in routed.sql
+
+
+def test_a_cold_range_lists_only_its_days():
+    from datetime import UTC, datetime
+
+    from exporter.query.routing import _days
+
+    assert _days(datetime(2026, 1, 31, 5, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC)) == (
+        "{year=2026/month=01/day=31,year=2026/month=02/day=01}")  # the end's day has no hour of the range
+    assert _days(datetime(2026, 1, 31, 5, tzinfo=UTC), datetime(2026, 1, 31, 6, tzinfo=UTC)) == (
+        "year=2026/month=01/day=31")
+    assert _days(datetime(1970, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)) == "*/*/*"

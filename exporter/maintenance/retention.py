@@ -146,8 +146,7 @@ class RetentionManager:
                 if date.fromisoformat(p) < first_kept]
         sizes = {day: (rows, size) for day, rows, size in past}
         url = self.cold.url if self.cold is not None else cold_url(self.config)
-        checks = warm_tier.reconcile_days(self.warm.backend,
-                                          lambda under: federation.cold_source(self.config.cold, url, under),
+        checks = warm_tier.reconcile_days(self.warm.backend, federation.cold_source(self.config.cold, url),
                                           [(day, rows) for day, rows, _ in past])
         checked = set()
         try:
@@ -206,10 +205,22 @@ class RetentionManager:
         current = next((r for r in lifecycle.current_rules(self.cold) if r.get("ID") == lifecycle.RULE_ID), None)
         return {"current": current, "wanted": lifecycle.wanted_rule(self.cold, self.config.retention)}
 
-    def _costs(self, holds: dict, warm: dict) -> dict:
-        cold = self.cold.stats() if self.cold is not None else None
+    def _costs(self, holds: dict, warm: dict, cold: dict) -> dict:
         return costs.cost_view(self.config.costs, holds["stream"]["bytes"] or 0, holds["stream"]["entries"],
-                               warm["bytes"], warm["rows"], cold.bytes if cold else 0, cold.records if cold else 0)
+                               warm["bytes"], warm["rows"], cold["bytes"], cold["records"])
+
+    def _cold_state(self) -> dict:
+        """What the cold tier holds: live files, the hours they fill, records, bytes and time span."""
+        if self.cold is None:
+            return {"files": 0, "records": 0, "bytes": 0, "oldest": None, "newest": None, "hours": 0,
+                    "unavailable": "the cold store is not open here"}
+        files = self.cold.files()
+        stats = self.cold.stats(files)
+        hours = {info["name"].rsplit("/", 1)[0] for info in files}
+        return {"files": len(files), "records": stats.records, "bytes": stats.bytes,
+                "oldest": stats.oldest.isoformat() if stats.oldest else None,
+                "newest": stats.newest.isoformat() if stats.newest else None, "hours": len(hours),
+                "unavailable": None}
 
     def show(self) -> dict:
         """The policy, what the hot tier holds, and what the next run would do."""
@@ -225,14 +236,18 @@ class RetentionManager:
         warm = {"days": len(days), "rows": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
                 "oldest_day": days[0][0] if days else None, "newest_day": days[-1][0] if days else None,
                 "unavailable": None if self.warm is not None else self.warm_unavailable}
+        cold = self._cold_state()
         return {
             "policy": {"redis_ttl": policy.redis_ttl, "dlq_ttl": policy.dlq_ttl,
                        "clickhouse_ttl": policy.clickhouse_ttl, "dlq_max_length": policy.dlq_max_length,
                        "protect_groups": list(policy.protect_groups), "job_key_pattern": policy.job_key_pattern,
-                       "interval": policy.interval},
+                       "interval": policy.interval, "s3_archive_ttl": min(policy.s3_archive_ttl,
+                                                                         policy.data_retention_max_days * 86400.0),
+                       "compact_after": policy.compact_after, "compact_target_size": policy.compact_target_size},
             "redis": holds,
             "warm": warm,
-            "costs": self._costs(holds, warm),
+            "cold": cold,
+            "costs": self._costs(holds, warm, cold),
             "lifecycle": self._lifecycle(),
             "last_run": self.last_run(),
             "next_run": self.apply(dry_run=True).as_dict(),

@@ -7,20 +7,20 @@ as many rows. Otherwise the day is kept and the refusal says what was short. The
 backstop beyond the window (see ``tiers/ddl.backstop_ttl``), so nothing leaves the warm tier
 unreconciled.
 
-Days are checked a month at a time, up to ``ROWS_PER_CHECK`` warm rows per query, reading only that
-month's Parquet files: the engine lists every file its pattern covers before reading any, so a check
-per day over a year of hourly files spent most of its 2.8 s listing 8,760 files.
+Days are checked together, up to ``ROWS_PER_CHECK`` warm rows per query, reading only those days'
+Parquet files: the engine lists every file its pattern covers before reading any, so a check per day
+over a year of hourly files spent most of its 2.8 s listing 8,760 files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from itertools import groupby
 
 from exporter.engine.interface import ClickHouseBackend
-from exporter.tiers.federation import WARM, ColdSource
+from exporter.engine.sql import sql_string
+from exporter.tiers.federation import WARM, ColdSource, days_glob
 
 ROWS_PER_CHECK = 2_000_000  # warm rows per query: bounds the engine's (day, job id) table to some 200 MB
 
@@ -44,32 +44,31 @@ class DayCheck:
                 "missing there)")
 
 
-def reconcile_days(backend: ClickHouseBackend, source_under: Callable[[str], ColdSource],
-                   days: list[tuple[date, int]]) -> Iterator[DayCheck]:
-    """Check ``days`` (each with its warm row count), oldest first; ``source_under`` gives the cold tier
-    under a hive prefix."""
-    for month, chunk in _chunks(days):
-        yield from _check(backend, source_under(month), [day for day, _ in chunk])
+def reconcile_days(backend: ClickHouseBackend, cold: ColdSource, days: list[tuple[date, int]]) -> Iterator[DayCheck]:
+    """Check ``days`` (each with its warm row count), oldest first."""
+    for chunk in _chunks(days):
+        yield from _check(backend, cold, [day for day, _ in chunk])
 
 
-def _chunks(days: list[tuple[date, int]]) -> Iterator[tuple[str, list[tuple[date, int]]]]:
-    """Days grouped by month, each group holding at most ROWS_PER_CHECK rows (or a single day)."""
-    for month, in_month in groupby(days, key=lambda d: f"year={d[0].year:04d}/month={d[0].month:02d}"):
-        chunk: list[tuple[date, int]] = []
-        for day in in_month:
-            if chunk and sum(rows for _, rows in chunk) + day[1] > ROWS_PER_CHECK:
-                yield month, chunk
-                chunk = []
-            chunk.append(day)
-        yield month, chunk
+def _chunks(days: list[tuple[date, int]]) -> Iterator[list[tuple[date, int]]]:
+    """Consecutive days holding at most ROWS_PER_CHECK rows together (or a single day)."""
+    chunk: list[tuple[date, int]] = []
+    for day in days:
+        if chunk and sum(rows for _, rows in chunk) + day[1] > ROWS_PER_CHECK:
+            yield chunk
+            chunk = []
+        chunk.append(day)
+    if chunk:
+        yield chunk
 
 
 def _check(backend: ClickHouseBackend, cold: ColdSource, days: list[date]) -> list[DayCheck]:
     """Both tiers' rows per (day, job id) in one pass over each, summed per day."""
     listed = ", ".join(f"'{day}'" for day in days)
     warm = f"SELECT created_date AS day, job_id, 1 AS w, 0 AS c FROM {WARM} WHERE created_date IN ({listed})"
-    cold_rows = (f"SELECT toDate(enqueue_time, 'UTC') AS day, job_id, 0 AS w, 1 AS c "
-                 f"FROM ({cold.select('job_id, enqueue_time')}) WHERE day IN ({listed})")
+    read = cold.select("job_id, enqueue_time", days=sql_string(days_glob(days)))
+    cold_rows = (f"SELECT toDate(enqueue_time, 'UTC') AS day, job_id, 0 AS w, 1 AS c FROM ({read}) "
+                 f"WHERE day IN ({listed})")
     found = backend.query_arrow(
         "SELECT day, sum(w_rows) AS warm_rows, countIf(w_rows > 0) AS warm_jobs, sum(c_rows) AS cold_rows, "
         "countIf(c_rows > 0) AS cold_jobs, countIf(w_rows > 0 AND c_rows = 0) AS missing FROM ("

@@ -3,10 +3,11 @@
 ClickHouse cannot tell from ``enqueue_time >= X`` which Parquet files to skip: a file's hour is in its
 path, which the engine does not relate to the column. So the bounds a query puts on ``jobs`` are read
 here, and ``jobs`` is replaced by a subquery over the tiers the range needs: jobs_archive from the warm
-cutoff on, and jobs_cold_hours before it, filtered on the file hour so that files outside the range are
-never opened. A range inside the warm window reads jobs_archive alone (the cold tier is not even
-listed). The cutoff is worked out once, with the bounds; should retention move it in the milliseconds
-before the query runs, the rows of the day it moved past would be missed by that one query.
+cutoff on, and jobs_cold_hours before it, over the range's day directories only and filtered on the file
+hour, so that files outside the range are neither listed nor opened. A range inside the warm window
+reads jobs_archive alone (the cold tier is not even listed). The cutoff is worked out once, with the
+bounds; should retention move it in the milliseconds before the query runs, the rows of the day it moved
+past would be missed by that one query.
 Only bounds that certainly hold are used:
 conjuncts of the WHERE (or PREWHERE) of a SELECT that reads ``jobs`` alone, comparing ``enqueue_time``
 with an expression the engine evaluates to a constant. Anything else (an OR at that level, a join, a
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from exporter.engine.interface import ClickHouseBackend
+from exporter.engine.sql import sql_string
 from exporter.errors import QueryError
 from exporter.query.guard import Token, tokens
-from exporter.tiers.federation import COLD, COLD_HOURS, CUTOFF, FEDERATED, WARM
+from exporter.tiers.federation import ALL_DAYS, COLD, COLD_HOURS, CUTOFF, FEDERATED, WARM, days_glob
 
 WARM_TIER, COLD_TIER = "warm", "cold"
 _WARM_TABLES = {WARM, "queue_hourly_stats", "error_patterns"}
@@ -35,6 +37,7 @@ _NOT_ALIASES = _CLAUSE_ENDS | {"FINAL", "SAMPLE", "ARRAY", "LEFT", "RIGHT", "INN
 _NOT_CONSTANT = {"SELECT", "AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "IS", "BETWEEN", "GLOBAL"}
 # A bound with now() is worked out here a moment before the query runs: an upper bound gets this slack.
 _SLACK = timedelta(minutes=1)
+_MOST_DAYS_NAMED = 400  # a cold range of more days lists every day directory
 _EPOCH, _END = datetime(1970, 1, 1, tzinfo=UTC), datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
@@ -127,12 +130,23 @@ def _replacement(r: _Range, cutoff: datetime) -> str:
                      f"AND enqueue_time < {_time(until)}")
     if since < cutoff:
         first_hour, end = since.replace(minute=0, second=0, microsecond=0), min(until, cutoff)
-        reads.append(f"SELECT * EXCEPT (file_hour) FROM {COLD_HOURS} WHERE file_hour >= {_time(first_hour)} "
-                     f"AND file_hour < {_time(end)} AND enqueue_time >= {_time(since)} AND enqueue_time < {_time(end)}")
+        reads.append(f"SELECT * EXCEPT (file_hour) FROM {COLD_HOURS}(days = {sql_string(_days(first_hour, end))}) "
+                     f"WHERE file_hour >= {_time(first_hour)} AND file_hour < {_time(end)} "
+                     f"AND enqueue_time >= {_time(since)} AND enqueue_time < {_time(end)}")
     if not reads:  # an empty range: no rows, the columns still
         reads.append(f"SELECT * FROM {WARM} WHERE 0")
     read = f"({' UNION ALL '.join(reads)})"
     return read if r.aliased else f"{read} AS {r.table}"
+
+
+def _days(first: datetime, end: datetime) -> str:
+    """The pattern of the day directories from ``first`` to ``end`` (all of them for a long range: the
+    pattern would be longer than the listing it saves)."""
+    count = (end - first).days + 2
+    if count > _MOST_DAYS_NAMED:
+        return ALL_DAYS
+    days = {(first + timedelta(days=n)).date() for n in range(count)}
+    return days_glob(d for d in days if first.date() <= d and datetime(d.year, d.month, d.day, tzinfo=UTC) < end)
 
 
 def _time(value: datetime) -> str:

@@ -162,8 +162,9 @@ class ParquetStore:
             skipped.update(f"{directory}/{name}" for name in superseded(names))
         return [info for info in listing if info["name"] not in skipped]
 
-    def stats(self) -> TierStats:
-        files = self.files()
+    def stats(self, files: list[dict] | None = None) -> TierStats:
+        """Records, bytes and time span of the live files (``files``, when the caller has listed them)."""
+        files = self.files() if files is None else files
         records, oldest, newest = 0, None, None
         for info in files:
             with self.fs.open(info["name"], "rb") as handle:
