@@ -13,6 +13,10 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else "-"
 
 
+def _iso(text: str | None) -> str:
+    return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M UTC") if text else "-"
+
+
 def _share(part: int | None, whole: int) -> str:
     return f" ({100 * part / whole:.0f}% of Redis)" if part and whole else ""
 
@@ -41,6 +45,14 @@ def retention_text(shown: dict) -> str:
         lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])} (days leave once the cold tier is "
                      f"proven to hold them); {warm['rows']:,} rows in {warm['days']} days, "
                      f"{human_size(warm['bytes'])}; {warm['oldest_day'] or '-'} to {warm['newest_day'] or '-'}")
+    cold = shown["cold"]
+    if cold["unavailable"]:
+        lines.append(f"cold: {cold['unavailable']}")
+    else:
+        lines.append(f"cold: keeps {format_duration(policy['s3_archive_ttl'])}, compacts hours "
+                     f"{format_duration(policy['compact_after'])} after they end; {cold['records']:,} records in "
+                     f"{cold['files']:,} files over {cold['hours']:,} hours, {human_size(cold['bytes'])}; "
+                     f"{_iso(cold['oldest'])} to {_iso(cold['newest'])}")
     if shown.get("lifecycle"):
         lines.append(_lifecycle_line(shown["lifecycle"]))
     lines.append(_cost_line(shown["costs"]))

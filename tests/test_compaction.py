@@ -4,6 +4,7 @@ and a batch replayed into a compacted hour is not counted twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -20,12 +21,14 @@ import pytest
 
 from exporter import runtime
 from exporter.config import ColdConfig
+from exporter.engine.sql import sql_string
 from exporter.maintenance import compaction, hot
 from exporter.maintenance.retention import RetentionManager
 from exporter.pipeline import ExportPipeline
 from exporter.seed import seed_stream
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore, by_directory
+from exporter.tiers.federation import ALL_DAYS
 from exporter.tiers.layout import compacted_name, superseded, superseded_sql
 from tests.helpers import cold_table
 
@@ -153,7 +156,7 @@ def test_the_rule_in_sql_is_the_rule_in_python(warm, tmp_path):
         names |= {"foreign.parquet"} if rng.random() < 0.3 else set()
         for name in names:
             (directory / name).write_bytes(b"")  # listed, never opened
-    listing = federation.cold_source(ColdConfig(), f"file://{tmp_path / 'cold'}").listing
+    listing = federation.cold_source(ColdConfig(), f"file://{tmp_path / 'cold'}").function(sql_string(ALL_DAYS), "One")
     by_sql = {r["path"] for r in warm.backend.query_arrow(superseded_sql(listing)).to_pylist()}
     by_python = {str(d / n) for d in root.glob("*/*/*/*") for n in superseded([p.name for p in d.iterdir()])}
     assert by_sql == by_python and len(by_python) > 20
@@ -236,3 +239,12 @@ def test_the_cli_reports_what_compaction_did_and_what_waits(config, redis_client
     rewritten = re.search(r"compaction rewrote (\d+) hours: (\d+) files .* ([\d,]+) rows", done)
     assert rewritten and int(rewritten[1]) > 0 and int(rewritten[2]) >= int(rewritten[1]), done
     assert "more are deleted by a later run, once no query can be reading them" in done
+    assert main(["--config", str(config_file), "retention", "show", "--format", "json"]) == 0
+    cold = json.loads(capsys.readouterr().out)["cold"]
+    assert cold["records"] == 600 and cold["files"] < len(cold_files_on_disk(config))  # superseded ones wait
+    assert main(["--config", str(config_file), "retention", "show"]) == 0
+    assert "cold: keeps 7y, compacts hours 1s after they end; 600 records in " in capsys.readouterr().out
+
+
+def cold_files_on_disk(config) -> list[Path]:
+    return list(Path(config.cold.url.removeprefix("file://")).rglob("*.parquet"))
