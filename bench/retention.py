@@ -18,8 +18,8 @@ enqueue times, and of start minus enqueue and end minus start), measured on the 
 
 The year: 365 days of ``--per-day`` events in both tiers (one Parquet file per hour, as compacted) and
 a week of the stream in Redis, then one RetentionManager pass as the clock says: Redis keeps 7 days,
-ClickHouse 30 (335 days reconciled against the cold tier and dropped), Parquet 300 (65 days deleted).
-Compaction has nothing to do there (its time is the first part's).
+ClickHouse 30 (the days before reconciled against the cold tier and dropped), Parquet 300 (older hours
+deleted). Compaction has nothing to do there (its time is the first part's).
 """
 
 from __future__ import annotations
