@@ -110,7 +110,7 @@ def test_a_replayed_batch_is_not_counted_twice_and_a_late_one_is_kept(config, re
         late = late.set_column(0, "job_id", pa.array([f"late-{n}" for n in range(3)]))
         watermark = hot.archived_below(redis_client, STREAM, GROUP)
         late_name = f"{directory}/{watermark[0] + 1}-0_0123456789ab.parquet"  # a batch not acknowledged yet
-        cold.put(late_name, cold.encode_compacted(late, 100))
+        cold.put(late_name, cold.encode_compacted([late]))
         assert engine_view(warm, config.cold.url, config.cold)["rows"] == seen["rows"] + 3
 
         report = run_compaction(config, redis_client, cold).details["compaction"]

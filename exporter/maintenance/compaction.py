@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exporter.record import RECORD_SCHEMA, STORED_TIME, TIME_FIELDS
@@ -132,8 +133,8 @@ class SchemaMismatch(Exception):
 
 def _rewrite(store: ParquetStore, hour: HourWork, watermark: StreamId, target_bytes: int,
              report: CompactionReport, on_step: Callable[[str], None] | None) -> None:
-    tables = [_conform(_read(store, info["name"]), info["name"]) for info in hour.inputs]
-    rows = pa.concat_tables(tables).sort_by([("queue", "ascending"), ("enqueue_time", "ascending")])
+    rows = pa.concat_tables([_conform(_read(store, info["name"]), info["name"]) for info in hour.inputs])
+    order = pc.sort_indices(rows, [("queue", "ascending"), ("enqueue_time", "ascending")])  # stable
     parts = max(1, math.ceil(hour.input_bytes / target_bytes))
     names = [f"{hour.directory}/{compacted_name(watermark, i + 1, parts)}" for i in range(parts)]
     leftovers = [n for n in names if store.fs.exists(n)]
@@ -142,7 +143,9 @@ def _rewrite(store: ParquetStore, hour: HourWork, watermark: StreamId, target_by
         _step(on_step, f"removed {len(leftovers)} parts of an interrupted run")
     per_part = math.ceil(rows.num_rows / parts)
     for i, name in enumerate(names):
-        data = store.encode_compacted(rows.slice(i * per_part, per_part), ROW_GROUP_ROWS)
+        part = order.slice(i * per_part, per_part)
+        groups = (rows.take(part.slice(start, ROW_GROUP_ROWS)) for start in range(0, len(part), ROW_GROUP_ROWS))
+        data = store.encode_compacted(groups)
         store.put(name, data)
         report.files_written += 1
         report.bytes_written += data.size

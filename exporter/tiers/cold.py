@@ -15,6 +15,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,12 +100,24 @@ class ParquetStore:
                        use_dictionary=_DICTIONARY_COLUMNS, **options)
         return sink.getvalue()
 
-    def encode_compacted(self, rows: pa.Table, row_group_rows: int) -> pa.Buffer:
-        """A compacted file: rows sorted by the caller, in row groups of ``row_group_rows``, times as
-        deltas (sorted by queue and time they are small numbers: 93.0 against 94.1 bytes per record on
-        1M of bench/synthetic.py's records; higher ZSTD levels made that file larger, 96 to 98)."""
-        return self._encode(rows, {b"archives.compacted": b"1"}, row_group_size=row_group_rows,
-                            column_encoding=dict.fromkeys(TIME_FIELDS, "DELTA_BINARY_PACKED"))
+    def encode_compacted(self, row_groups: Iterable[pa.Table]) -> pa.Buffer:
+        """A compacted file of the given row groups (sorted by the caller, in the stored schema), written
+        one at a time so that only the compressed file and one group are held. Times are deltas: sorted
+        by queue and time they are small numbers (93.0 against 94.1 bytes per record on 1M of
+        bench/synthetic.py's records; higher ZSTD levels made that file larger, 96 to 98)."""
+        sink = pa.BufferOutputStream()
+        writer = None
+        for group in row_groups:
+            if writer is None:
+                metadata = {**(group.schema.metadata or {}), b"archives.compacted": b"1",
+                            b"archives.schema_version": CURRENT_SCHEMA_VERSION.encode()}
+                writer = pq.ParquetWriter(sink, group.schema.with_metadata(metadata), compression=self.codec,
+                                          use_dictionary=_DICTIONARY_COLUMNS,
+                                          column_encoding=dict.fromkeys(TIME_FIELDS, "DELTA_BINARY_PACKED"))
+            writer.write_table(group, row_group_size=group.num_rows)
+        if writer is not None:
+            writer.close()
+        return sink.getvalue()
 
     def put(self, key: str, data: pa.Buffer) -> None:
         """Store ``data`` at ``key``, whole or not at all (an S3 object appears when its upload ends; a
