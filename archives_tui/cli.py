@@ -41,7 +41,7 @@ from exporter.query.explain import explain
 from exporter.query.find import find_job
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, QueryResult
-from exporter.redact import RedactingFilter
+from exporter.redact import RedactingFilter, redact
 from exporter.seed import seed_stream
 from exporter.status import collect
 
@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--pii-rate", type=_fraction, default=0.1, help="share with e-mails/phones (0.1)")
     seed.add_argument("--seed", type=int, default=None, help="random seed (default: time-based)")
 
+    tui = commands.add_parser("tui", help="the dashboard, with the exporter running inside (the default command)")
+    tui.add_argument("--demo", action="store_true", help="also append synthetic completions, so data flows at once")
+    tui.add_argument("--demo-on-configured-redis", action="store_true",
+                     help="let --demo write into a configured (not embedded) Redis stream")
     export = commands.add_parser("export", help="run the exporter (headless)")
     export.add_argument("--once", action="store_true", help="drain new and pending entries, then exit")
     export.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
@@ -150,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):  # a script or a pipe: the dashboard needs a terminal
+            parser.print_help()
+            return 0
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
@@ -180,6 +186,19 @@ def cmd_seed(config: Config, args) -> int:
                         args.pii_rate, seed=seed)
     elapsed = time.perf_counter() - started
     print(f"appended {count} completions to {config.pipeline.stream_key} in {elapsed:.1f}s")
+    return 0
+
+
+def cmd_tui(config: Config, args) -> int:
+    from archives_tui.app import ArchivesApp  # Textual loads only for the dashboard
+
+    if args.demo and config.redis.url and not args.demo_on_configured_redis:
+        raise UsageError(f"--demo appends synthetic jobs to the stream; this config names a Redis of its own "
+                         f"({redact(config.redis.url)}): add --demo-on-configured-redis if that is what you want")
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # log lines would tear through the screen: keep them for the app
+        root.removeHandler(handler)
+    ArchivesApp(config, demo=args.demo).run()
     return 0
 
 
@@ -427,6 +446,6 @@ def cmd_stop(config: Config, args) -> int:
     return 0
 
 
-COMMANDS = {"seed": cmd_seed, "export": cmd_export, "query": cmd_query, "templates": cmd_templates,
+COMMANDS = {"tui": cmd_tui, "seed": cmd_seed, "export": cmd_export, "query": cmd_query, "templates": cmd_templates,
             "history": cmd_history, "find": cmd_find, "status": cmd_status, "retention": cmd_retention,
             "stop": cmd_stop}

@@ -1,0 +1,177 @@
+"""`archives tui`: the dashboard. One widget tree for every width: the screen's breakpoint class decides
+what shows (three panels at >= 120 columns, status cards over the query at 81-119, tabs at <= 80),
+so resizing never rebuilds a widget and the editor, results and cursor stay as they were.
+
+The exporter and the retention schedule run in threads (``background``); status is read in a worker
+every refresh; a query runs in an ``Execution`` (its own thread, cancellable) that a worker waits on.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widgets import Footer, Tab, Tabs, TextArea, Tree
+
+from archives_tui.background import Background, Snapshot
+from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
+from exporter.config import Config
+from exporter.errors import QueryError
+from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
+from exporter.query.templates import available, catalog, render
+
+PANELS = ("status", "query", "schema")
+REFRESH_SECONDS = 2.0
+
+
+class ArchivesApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "Archives"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (81, "-medium"), (120, "-wide")]
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("f5", "run", "Run", priority=True),
+        Binding("ctrl+j", "run", "Run", show=False, priority=True),
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("f3", "show_panel('query')", "Query"),
+        Binding("f4", "show_panel('schema')", "Schema"),
+        Binding("ctrl+r", "refresh_status", "Refresh", show=False),
+        Binding("alt+1", "show_panel('status')", show=False),
+        Binding("alt+2", "show_panel('query')", show=False),
+        Binding("alt+3", "show_panel('schema')", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, config: Config, demo: bool = False, background: Background | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.demo = demo
+        self.background = background
+        self.execution: Execution | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Tabs(*(Tab(name.title(), id=f"tab-{name}") for name in PANELS), id="tabs")
+        with Container(id="panels"):
+            yield StatusPanel(id="status", classes="-active")
+            yield QueryPanel(id="query")
+            yield SchemaPanel(id="schema")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.start_background()
+        self.set_interval(REFRESH_SECONDS, self.action_refresh_status)
+
+    # -- background ------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="start")
+    def start_background(self) -> None:
+        """Open the parts and start exporting (slow: chdb, S3) without holding up the first paint."""
+        if self.background is None:
+            try:
+                self.background = Background(self.config, self.demo)
+            except Exception as exc:  # a part down: the panel says which, the app stays up
+                from exporter.runtime import describe
+
+                self.call_from_thread(self.notify, describe(exc), title="cannot start", severity="error",
+                                      timeout=30)
+                return
+        self.background.start()
+        self.call_from_thread(self.action_refresh_status)
+        self.load_schema()
+
+    def action_refresh_status(self) -> None:
+        if self.background is not None:
+            self.read_status()
+
+    @work(thread=True, exclusive=True, group="status")
+    def read_status(self) -> None:
+        shot = self.background.snapshot()
+        self.call_from_thread(self._show_status, shot)
+
+    def _show_status(self, shot: Snapshot) -> None:
+        self.query_one(StatusPanel).show(shot)
+
+    @work(thread=True, exclusive=True, group="schema")
+    def load_schema(self) -> None:
+        own = self.config.query.templates
+        found = catalog(self.background.backend, own)
+        self.call_from_thread(self.query_one(SchemaPanel).show, found, available(own))
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def action_show_panel(self, name: str) -> None:
+        """Bring a panel forward: in tabs, switch to it; in every layout, focus it."""
+        self.query_one("#tabs", Tabs).active = f"tab-{name}"
+        if name == "query":
+            self.query_one("#editor", TextArea).focus()
+        elif name == "schema":
+            self.query_one("#schema-tree", Tree).focus()
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        name = event.tab.id.removeprefix("tab-")
+        for panel in self.query_one("#panels").children:
+            panel.set_class(panel.id == name, "-active")
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def action_run(self) -> None:
+        if self.background is None:
+            self.notify("the archive is still opening", severity="warning")
+            return
+        if self.execution is not None and not self.execution.done:
+            self.notify("a query is running: Esc cancels it", severity="warning")
+            return
+        panel = self.query_one(QueryPanel)
+        sql = panel.statement()
+        if not sql:
+            return
+        panel.running(sql)
+        q = self.config.query
+        limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows)
+        self.execution = Execution(self.background.backend, sql, limits)
+        self.wait_for_query(self.execution)
+
+    @work(thread=True, exclusive=True, group="query")
+    def wait_for_query(self, execution: Execution) -> None:
+        try:
+            result: QueryResult | str = execution.wait()
+        except QueryCancelled as exc:
+            result = str(exc)
+        except QueryError as exc:
+            result = str(exc)
+        except Exception as exc:  # an engine fault: said in place, the app stays up
+            result = f"{type(exc).__name__}: {exc}"
+        self.call_from_thread(self._show_result, result)
+
+    def _show_result(self, result: QueryResult | str) -> None:
+        panel = self.query_one(QueryPanel)
+        panel.failed(result) if isinstance(result, str) else panel.show(result)
+
+    def action_cancel(self) -> None:
+        if self.execution is not None and not self.execution.done:
+            self.run_worker(self.execution.cancel, thread=True, group="cancel")
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
+        data = event.node.data or ""
+        if data.startswith("template:"):
+            sql = render(data.removeprefix("template:"), among=available(self.config.query.templates))
+            editor = self.query_one("#editor", TextArea)
+            editor.text = sql
+            self.action_show_panel("query")
+
+    # -- quitting --------------------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Stop cleanly: the exporter finishes the batches in hand or leaves them pending."""
+        self.notify("stopping the exporter ...", timeout=10)
+        if self.execution is not None and not self.execution.done:
+            self.execution.cancel()
+        if self.background is not None:
+            await self.run_in_thread(self.background.stop)
+        self.exit()
+
+    async def run_in_thread(self, function) -> None:
+        worker = self.run_worker(function, thread=True, group="quit")
+        await worker.wait()

@@ -1,0 +1,161 @@
+"""The work the dashboard runs behind its screen: the exporter, the retention schedule and, with
+``--demo``, a synthetic producer, each in a thread of its own; and the status snapshot the panels show.
+
+Nothing here touches a widget: the app reads ``snapshot()`` from a worker thread and posts what it got.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from exporter import runtime
+from exporter.config import Config
+from exporter.maintenance.retention import RetentionManager
+from exporter.maintenance.schedule import RetentionSchedule
+from exporter.pipeline import ExportPipeline
+from exporter.seed import synthetic_completions
+from exporter.status import stream_status
+
+log = logging.getLogger(__name__)
+STORAGE_EVERY = 30.0  # seconds between reads of each tier's size: the cold one lists every file
+
+
+@dataclass
+class Snapshot:
+    """What the status panel shows, read at ``taken``; a part that could not be read says why."""
+
+    taken: float
+    exporter: dict
+    stream: dict | None = None
+    stream_down: str | None = None
+    storage: dict = field(default_factory=dict)
+    rates: list[float] = field(default_factory=list)  # records/s of the last refreshes, oldest first
+    last_retention: dict | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class DemoProducer:
+    """Appends synthetic completions (realistic queues, failures, PII in some payloads) at ``rate`` a
+    second, so a new user sees the archive fill within seconds."""
+
+    def __init__(self, config: Config, rate: float = 200.0) -> None:
+        self.config, self.rate = config, rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="archives-demo", daemon=True)
+        self.appended = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        client = runtime.connect_redis(self.config)
+        seed = int(time.time())
+        try:
+            while not self._stop.is_set():
+                burst = max(1, int(self.rate / 5))
+                pipe = client.pipeline(transaction=False)
+                for value in synthetic_completions(burst, days=1 / 86400, failure_rate=0.08, pii_rate=0.1, seed=seed):
+                    pipe.xadd(self.config.pipeline.stream_key, {"data": value})
+                pipe.execute()
+                seed += 1
+                self.appended += burst
+                self._stop.wait(0.2)
+        except Exception as exc:  # Redis went away: the status panel says so; the demo stops
+            log.warning("demo producer stopped: %s", runtime.describe(exc))
+        finally:
+            client.close()
+
+
+class Background:
+    """The exporter and the retention schedule of one dashboard, over the parts the config names."""
+
+    def __init__(self, config: Config, demo: bool = False) -> None:
+        self.config = config
+        self.archive = runtime.Archive.open(config)
+        self.pipeline = ExportPipeline(config, self.archive.redis, self.archive.warm, self.archive.cold,
+                                       runtime.consumer_name(config))
+        self.manager = RetentionManager(config, self.archive.redis, warm=self.archive.warm, cold=self.archive.cold)
+        self.schedule = RetentionSchedule(self.manager, config.retention.interval)
+        self.demo = DemoProducer(config) if demo else None
+        self._exporter = threading.Thread(target=self._export, name="archives-exporter", daemon=True)
+        self._rates: deque[float] = deque(maxlen=60)
+        self._last: tuple[float, int] | None = None
+        self._storage: dict = {}
+        self._storage_at = 0.0
+        self.exporter_error: str | None = None
+
+    def start(self) -> None:
+        self._exporter.start()
+        self.schedule.start()
+        if self.demo is not None:
+            self.demo.start()
+
+    def _export(self) -> None:
+        try:
+            self.pipeline.run()
+        except Exception as exc:  # shown on the status panel; the dashboard stays up
+            self.exporter_error = runtime.describe(exc)
+            log.error("the exporter stopped: %s", self.exporter_error)
+
+    @property
+    def backend(self):
+        """The warm store's engine, for the dashboard's queries (it owns the store)."""
+        return self.archive.warm.backend
+
+    def snapshot(self) -> Snapshot:
+        """The status figures now (called from a worker thread, every refresh)."""
+        now = time.time()
+        metrics = self.pipeline.metrics.snapshot()
+        metrics["running"] = self._exporter.is_alive()
+        metrics["stopped_by"] = self.exporter_error
+        if self._last is not None and now > self._last[0]:
+            self._rates.append(max(0.0, (metrics["archived"] - self._last[1]) / (now - self._last[0])))
+        self._last = (now, metrics["archived"])
+        shot = Snapshot(now, metrics, rates=list(self._rates))
+        try:
+            shot.stream = stream_status(self.archive.redis, self.config)
+        except Exception as exc:
+            shot.stream_down = runtime.describe(exc)
+        if now - self._storage_at > STORAGE_EVERY:
+            self._storage, self._storage_at = self._read_storage(), now
+        shot.storage = self._storage
+        try:
+            shot.last_retention = self.manager.last_run()
+        except Exception:  # Redis down: said above
+            shot.last_retention = None
+        return shot
+
+    def _read_storage(self) -> dict:
+        storage: dict = {}
+        try:
+            days = self.archive.warm.days()
+            storage["warm"] = {"records": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
+                               "oldest": days[0][0] if days else None, "newest": days[-1][0] if days else None}
+        except Exception as exc:
+            storage["warm"] = {"down": runtime.describe(exc)}
+        try:
+            files = self.archive.cold.files()
+            storage["cold"] = {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files)}
+        except Exception as exc:
+            storage["cold"] = {"down": runtime.describe(exc)}
+        return storage
+
+    def stop(self) -> None:
+        """Stop producing, finish the batches in hand (or leave them pending), close every part."""
+        if self.demo is not None:
+            self.demo.stop()
+        self.pipeline.stop()
+        self._exporter.join(timeout=30)
+        if self._exporter.is_alive():
+            self.pipeline.stop(abort=True)
+            self._exporter.join(timeout=10)
+        self.schedule.stop()
+        self.archive.close()

@@ -1,0 +1,117 @@
+"""The dashboard driven through Textual's Pilot, on the real parts (Redis, chdb, a Parquet directory):
+the demo's data reaches the status panel, a query runs from the editor, each width gets its layout,
+resizing keeps the editor and the results, and Ctrl+Q leaves nothing pending."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual.widgets import DataTable, Static, TextArea
+
+from archives_tui.app import ArchivesApp
+from exporter.seed import seed_stream
+
+STREAM, GROUP = "completed_jobs", "archive-exporter"
+
+
+async def until(pilot, condition, timeout: float = 60.0) -> None:
+    """Let the app run until ``condition()`` holds (it fails the test after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the dashboard did not get there in time"
+        await pilot.pause(0.2)
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+def visible(app, selector: str) -> bool:
+    widget = app.query_one(selector)
+    return widget.display and widget.region.width > 0
+
+
+@pytest.fixture
+def quick(config):
+    return config.replace("pipeline", batch_size=100, min_batch_size=100, flush_interval=0.5)
+
+
+def test_the_demo_fills_the_status_panel_and_quitting_leaves_nothing_pending(quick, redis_client):
+    async def scenario() -> None:
+        app = ArchivesApp(quick, demo=True)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived > 0)
+            await until(pilot, lambda: "archived" in text_of(app, "#status-export")
+                        and "archived 0 " not in text_of(app, "#status-export"))
+            assert "exporter running" in text_of(app, "#status-export")
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
+    pending = redis_client.xpending(STREAM, GROUP)["pending"]
+    assert pending == 0 and redis_client.xlen(STREAM) > 0
+
+
+def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client):
+    seed_stream(redis_client, STREAM, 500, days=0.5, seed=51)
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 500)
+            editor = app.query_one("#editor", TextArea)
+            editor.text = "SELECT count() AS n FROM jobs_archive"
+            await pilot.press("f5")
+            grid = app.query_one("#results", DataTable)
+            await until(pilot, lambda: grid.row_count == 1)
+            assert str(grid.get_row_at(0)[0]) == "500"
+            assert "1 rows in" in text_of(app, "#runbar") and "warm" in text_of(app, "#runbar")
+
+            assert all(visible(app, f"#{panel}") for panel in ("status", "query", "schema"))
+            assert not visible(app, "#tabs")
+            await pilot.resize_terminal(70, 30)
+            await pilot.pause(0.3)
+            assert visible(app, "#tabs") and visible(app, "#status") and not visible(app, "#query")
+            await pilot.press("f3")
+            await pilot.pause(0.3)
+            assert visible(app, "#query") and not visible(app, "#status")
+            assert editor.text == "SELECT count() AS n FROM jobs_archive" and grid.row_count == 1
+            await pilot.resize_terminal(160, 45)
+            await pilot.pause(0.3)
+            assert all(visible(app, f"#{panel}") for panel in ("status", "query", "schema"))
+            assert editor.text == "SELECT count() AS n FROM jobs_archive" and grid.row_count == 1
+
+            editor.text = "SELECT nonsense FROM jobs_archive"
+            await pilot.press("f5")
+            await until(pilot, lambda: "nonsense" in text_of(app, "#runbar"))
+            assert app.is_running  # an error is said in place; the app stays up
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def test_a_template_loads_into_the_editor(quick):
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            tree = app.query_one("#schema-tree")
+            await until(pilot, lambda: any(str(n.data or "").startswith("template:") for n in _nodes(tree.root)))
+            node = next(n for n in _nodes(tree.root) if n.data == "template:error-investigation")
+            tree.select_node(node)
+            await pilot.pause(0.3)
+            editor = app.query_one("#editor", TextArea)
+            assert "FROM jobs" in editor.text and editor.has_focus
+            assert all(not n.label.plain.startswith(".") for n in _nodes(tree.root))
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def _nodes(node):
+    yield node
+    for child in node.children:
+        yield from _nodes(child)
