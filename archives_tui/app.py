@@ -8,18 +8,22 @@ every refresh; a query runs in an ``Execution`` (its own thread, cancellable) th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
+from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs, TextArea, Tree
 
 from archives_tui.background import Background, Snapshot
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
+from archives_tui.retention_screen import RetentionScreen
 from exporter.config import Config
 from exporter.errors import QueryError
+from exporter.query.explain import explain, pretty
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
 from exporter.query.templates import available, catalog, render
 
@@ -35,6 +39,9 @@ class ArchivesApp(App):
         Binding("f5", "run", "Run", priority=True),
         Binding("ctrl+j", "run", "Run", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", show=False),
+        Binding("f6", "explain", "Explain", priority=True),
+        Binding("f8", "format", "Format", priority=True),
+        Binding("r", "retention", "Retention", show=False),
         Binding("f3", "show_panel('query')", "Query"),
         Binding("f4", "show_panel('schema')", "Schema"),
         Binding("ctrl+r", "refresh_status", "Refresh", show=False),
@@ -152,6 +159,56 @@ class ArchivesApp(App):
     def action_cancel(self) -> None:
         if self.execution is not None and not self.execution.done:
             self.run_worker(self.execution.cancel, thread=True, group="cancel")
+
+    def action_explain(self) -> None:
+        sql = self.query_one(QueryPanel).statement()
+        if self.background is not None and sql:
+            self.explain_statement(sql)
+
+    @work(thread=True, exclusive=True, group="query")
+    def explain_statement(self, sql: str) -> None:
+        try:
+            plan = explain(self.background.backend, sql)
+            self.call_from_thread(self.query_one(QueryPanel).show_text, "plan (F5 runs the statement)", plan)
+        except Exception as exc:  # a refusal or an engine error: said in place
+            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
+
+    def action_format(self) -> None:
+        sql = self.query_one(QueryPanel).statement()
+        if self.background is not None and sql:
+            self.format_statement(sql)
+
+    @work(thread=True, exclusive=True, group="format")
+    def format_statement(self, sql: str) -> None:
+        try:
+            laid_out = pretty(self.background.backend, sql)
+        except Exception as exc:
+            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
+            return
+        self.call_from_thread(self.query_one(QueryPanel).replace_statement, laid_out)
+
+    def action_retention(self) -> None:
+        """R: the retention view, from the status panel (elsewhere R is a letter to type)."""
+        if self.background is not None:
+            self.push_screen(RetentionScreen(self.background.manager))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action in the command palette (Ctrl+P), for keys a terminal swallows."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Run the statement", "F5 or Ctrl+J: the statement under the cursor", self.action_run)
+        yield SystemCommand("Explain the statement", "F6: the plan, the tiers and the rows to read",
+                            self.action_explain)
+        yield SystemCommand("Format the statement", "F8: laid out by the engine", self.action_format)
+        yield SystemCommand("Cancel the query", "Esc: the engine stops working on it", self.action_cancel)
+        yield SystemCommand("Retention", "R in the status panel: policy, tiers, dry run, apply",
+                            lambda: self.push_screen(RetentionScreen(self.background.manager))
+                            if self.background is not None else None)
+        yield SystemCommand("Refresh status", "Ctrl+R", self.action_refresh_status)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "retention":
+            return isinstance(self.focused, StatusPanel) or self.focused is None
+        return True
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         data = event.node.data or ""

@@ -38,6 +38,29 @@ class Snapshot:
     events: list[str] = field(default_factory=list)
 
 
+class EventLog(logging.Handler):
+    """The exporter's and retention's log lines (INFO and up), the newest ``size`` kept for the status
+    panel's event view: in a dashboard they would otherwise tear through the screen."""
+
+    def __init__(self, size: int = 200) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=size)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def install(self) -> None:
+        for name in ("exporter", "archives", "archives_tui"):
+            logger = logging.getLogger(name)
+            logger.setLevel(logging.INFO)
+            logger.addHandler(self)
+
+    def remove(self) -> None:
+        for name in ("exporter", "archives", "archives_tui"):
+            logging.getLogger(name).removeHandler(self)
+
+
 class DemoProducer:
     """Appends synthetic completions (realistic queues, failures, PII in some payloads) at ``rate`` a
     second, so a new user sees the archive fill within seconds."""
@@ -79,6 +102,8 @@ class Background:
 
     def __init__(self, config: Config, demo: bool = False) -> None:
         self.config = config
+        self.events = EventLog()
+        self.events.install()
         self.archive = runtime.Archive.open(config)
         self.pipeline = ExportPipeline(config, self.archive.redis, self.archive.warm, self.archive.cold,
                                        runtime.consumer_name(config))
@@ -93,6 +118,7 @@ class Background:
         self.exporter_error: str | None = None
 
     def start(self) -> None:
+        log.info("exporting %s as %s", self.config.pipeline.stream_key, runtime.consumer_name(self.config))
         self._exporter.start()
         self.schedule.start()
         if self.demo is not None:
@@ -119,7 +145,7 @@ class Background:
         if self._last is not None and now > self._last[0]:
             self._rates.append(max(0.0, (metrics["archived"] - self._last[1]) / (now - self._last[0])))
         self._last = (now, metrics["archived"])
-        shot = Snapshot(now, metrics, rates=list(self._rates))
+        shot = Snapshot(now, metrics, rates=list(self._rates), events=list(self.events.lines)[-30:])
         try:
             shot.stream = stream_status(self.archive.redis, self.config)
         except Exception as exc:
@@ -159,3 +185,4 @@ class Background:
             self._exporter.join(timeout=10)
         self.schedule.stop()
         self.archive.close()
+        self.events.remove()

@@ -40,6 +40,7 @@ class StatusPanel(VerticalScroll):
         yield Static("waiting for the first figures ...", id="status-export")
         yield Sparkline([], id="status-rate")
         yield Static("", id="status-storage")
+        yield Static("", id="status-events")
 
     def show(self, shot: Snapshot) -> None:
         m, s = shot.exporter, shot.stream
@@ -67,6 +68,10 @@ class StatusPanel(VerticalScroll):
         self.query_one("#status-export", Static).update(exporter)
         self.query_one("#status-rate", Sparkline).data = shot.rates or [0.0]
         self.query_one("#status-storage", Static).update(_storage(shot))
+        events = Text("events\n", "bold")
+        for line in shot.events[-12:]:
+            events.append(line + "\n", "red" if " ERROR " in line else "yellow" if " WARNING " in line else "dim")
+        self.query_one("#status-events", Static).update(events)
 
 
 def _storage(shot: Snapshot) -> Text:
@@ -105,13 +110,35 @@ class QueryPanel(Vertical):
     def statement(self) -> str:
         """The selection, or the statement under the cursor (statements are split at ';')."""
         editor = self.query_one("#editor", TextArea)
+        start, end = self.statement_span()
+        return editor.text[start:end].strip()
+
+    def statement_span(self) -> tuple[int, int]:
+        """Offsets of the selection, or of the statement under the cursor, in the editor's text."""
+        editor = self.query_one("#editor", TextArea)
+        text = editor.text
         if editor.selected_text.strip():
-            return editor.selected_text
-        text, (row, column) = editor.text, editor.cursor_location
-        offset = sum(len(line) + 1 for line in text.split("\n")[:row]) + column
+            first, last = sorted((editor.selection.start, editor.selection.end))
+            return _offset(text, first), _offset(text, last)
+        offset = _offset(text, editor.cursor_location)
         start = text.rfind(";", 0, offset) + 1
         end = text.find(";", offset)
-        return text[start:end if end >= 0 else len(text)].strip() or text.strip()
+        return start, end if end >= 0 else len(text)
+
+    def replace_statement(self, sql: str) -> None:
+        editor = self.query_one("#editor", TextArea)
+        start, end = self.statement_span()
+        leading = editor.text[start:end][: len(editor.text[start:end]) - len(editor.text[start:end].lstrip())]
+        editor.replace(leading + sql, _location(editor.text, start), _location(editor.text, end))
+
+    def show_text(self, title: str, text: str) -> None:
+        """A plan or other text in the results grid, a row per line."""
+        grid = self.query_one("#results", DataTable)
+        grid.clear(columns=True)
+        grid.add_column("", key="text")
+        for line in text.splitlines():
+            grid.add_row(line)
+        self.query_one("#runbar", Static).update(Text(title, "green"))
 
     def running(self, sql: str) -> None:
         self.query_one("#runbar", Static).update(Text(f"running … {sql.splitlines()[0][:60]}", "yellow"))
@@ -135,6 +162,16 @@ class QueryPanel(Vertical):
     def failed(self, message: str) -> None:
         self.query_one("#results", DataTable).clear(columns=True)
         self.query_one("#runbar", Static).update(Text(message, "red"))
+
+
+def _offset(text: str, location: tuple[int, int]) -> int:
+    row, column = location
+    return sum(len(line) + 1 for line in text.split("\n")[:row]) + column
+
+
+def _location(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n"), len(before) - (before.rfind("\n") + 1)
 
 
 def _cell(value) -> Text | str:

@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static, TextArea
 
 from archives_tui.app import ArchivesApp
@@ -24,8 +25,12 @@ async def until(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.2)
 
 
-def text_of(app, selector: str) -> str:
-    return str(app.query_one(selector, Static).render())
+def text_of(node, selector: str) -> str:
+    """The text a Static shows ("" while it is not composed yet)."""
+    try:
+        return str(node.query_one(selector, Static).render())
+    except NoMatches:
+        return ""
 
 
 def visible(app, selector: str) -> bool:
@@ -115,3 +120,40 @@ def _nodes(node):
     yield node
     for child in node.children:
         yield from _nodes(child)
+
+
+def test_explain_format_and_the_retention_view(quick, redis_client):
+    seed_stream(redis_client, STREAM, 300, days=0.5, seed=52)
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 300)
+            editor = app.query_one("#editor", TextArea)
+            editor.text = "select 1 as a;\nselect queue,count() from jobs_archive group by queue"
+            editor.move_cursor((1, 3))
+            await pilot.press("f8")  # the statement under the cursor only
+            await until(pilot, lambda: "GROUP BY queue" in editor.text)
+            assert editor.text.startswith("select 1 as a;\n") and "SELECT\n    queue,\n    count()" in editor.text
+            await pilot.press("f6")
+            grid = app.query_one("#results", DataTable)
+            await until(pilot, lambda: grid.row_count > 3)
+            lines = [str(grid.get_row_at(i)[0]) for i in range(grid.row_count)]
+            assert lines[0] == "tiers: warm" and any("ReadFromMergeTree" in line for line in lines)
+
+            app.action_retention()  # R in the status panel, or the palette's "Retention"
+            await until(pilot, lambda: "policy: Redis keeps" in text_of(app.screen, "#retention-text"))
+            await pilot.press("d")
+            await until(pilot, lambda: "would remove" in text_of(app.screen, "#retention-outcome"))
+            await pilot.press("a")
+            await pilot.press("n")  # anything but y: nothing applied
+            await pilot.pause(0.3)
+            assert "not applied" in text_of(app.screen, "#retention-outcome")
+            assert app.background.manager.last_run() is None
+            await pilot.press("a", "y")
+            await until(pilot, lambda: app.background.manager.last_run() is not None)
+            await pilot.press("escape")
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())

@@ -1,0 +1,90 @@
+"""The retention view (R): the policy, each tier's contents and the next run's plan, as `archives
+retention show` prints them; a dry run, then apply after a confirmation. Work runs in workers."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from archives_tui.retention_view import retention_text, run_text
+from exporter.maintenance.retention import RetentionManager
+from exporter.runtime import describe
+
+
+class RetentionScreen(ModalScreen):
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("d", "dry_run", "Dry run"),
+        Binding("a", "ask", "Apply"),
+        Binding("y", "apply", "Yes, apply", show=False),
+        Binding("ctrl+r", "load", "Refresh"),
+    ]
+
+    def __init__(self, manager: RetentionManager) -> None:
+        super().__init__()
+        self.manager = manager
+        self.asked = False
+
+    def compose(self):
+        with VerticalScroll(id="retention-body"):
+            yield Static("reading the policy and every tier ...", id="retention-outcome")
+            yield Static("", id="retention-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#retention-body").border_title = "Retention"
+        self.action_load()
+
+    def action_load(self) -> None:
+        self.load(hint=True)
+
+    @work(thread=True, exclusive=True, group="show")
+    def load(self, hint: bool = False) -> None:
+        try:
+            text = Text(retention_text(self.manager.show()))
+        except Exception as exc:  # a part down: said in place
+            text = Text(describe(exc), "red")
+        self.app.call_from_thread(self.query_one("#retention-text", Static).update, text)
+        if hint:
+            self.app.call_from_thread(self._outcome, Text("d dry run · a apply · Esc close", "dim"))
+
+    def _outcome(self, text: Text) -> None:
+        self.query_one("#retention-outcome", Static).update(text)
+
+    def action_dry_run(self) -> None:
+        self._outcome(Text("dry run ...", "yellow"))
+        self.run_policy(dry_run=True)
+
+    def action_ask(self) -> None:
+        self.asked = True
+        self._outcome(Text("apply the policy now? y applies, any other key does not", "yellow"))
+
+    def on_key(self, event) -> None:
+        if self.asked and event.key not in ("y", "a"):
+            self.asked = False
+            self._outcome(Text("not applied", "dim"))
+
+    def action_apply(self) -> None:
+        if not self.asked:
+            return
+        self.asked = False
+        self._outcome(Text("applying ...", "yellow"))
+        self.run_policy(dry_run=False)
+
+    @work(thread=True, exclusive=True, group="retention")
+    def run_policy(self, dry_run: bool) -> None:
+        try:
+            run = self.manager.apply(dry_run=dry_run).as_dict()
+            refused = any(t["refused"] for t in run["tiers"]) or run["skipped"]
+            text = Text(run_text(run), "yellow" if refused else "green")
+        except Exception as exc:
+            text = Text(describe(exc), "red")
+        self.app.call_from_thread(self._outcome, text)
+        if not dry_run:
+            self.load()
