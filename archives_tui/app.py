@@ -16,14 +16,17 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import Footer, Tab, Tabs, TextArea, Tree
+from textual.widgets import DataTable, Footer, Tab, Tabs, TextArea, Tree
 
 from archives_tui.background import Background, Snapshot
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
 from archives_tui.retention_screen import RetentionScreen
+from archives_tui.screens import CellScreen, HistoryScreen, NameScreen
 from exporter.config import Config
+from exporter.embedded import data_dir
 from exporter.errors import QueryError
 from exporter.query.explain import explain, pretty
+from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
 from exporter.query.templates import available, catalog, render
 
@@ -42,6 +45,13 @@ class ArchivesApp(App):
         Binding("f6", "explain", "Explain", priority=True),
         Binding("f8", "format", "Format", priority=True),
         Binding("r", "retention", "Retention", show=False),
+        Binding("f7", "favorite", "Favorite", priority=True),
+        Binding("shift+f7", "history", "History", show=False),
+        Binding("ctrl+up", "recall(1)", show=False, priority=True),
+        Binding("ctrl+down", "recall(-1)", show=False, priority=True),
+        Binding("f1", "show_help_panel", "Help"),
+        Binding("y", "copy('cell')", "Copy cell", show=False),
+        Binding("Y", "copy('row')", "Copy row", show=False),
         Binding("f3", "show_panel('query')", "Query"),
         Binding("f4", "show_panel('schema')", "Schema"),
         Binding("ctrl+r", "refresh_status", "Refresh", show=False),
@@ -57,6 +67,8 @@ class ArchivesApp(App):
         self.demo = demo
         self.background = background
         self.execution: Execution | None = None
+        self.history = QueryHistory(data_dir())
+        self.recalled = 0  # how far back Ctrl+Up went in the history
 
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(name.title(), id=f"tab-{name}") for name in PANELS), id="tabs")
@@ -137,7 +149,8 @@ class ArchivesApp(App):
         panel.running(sql)
         q = self.config.query
         limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows)
-        self.execution = Execution(self.background.backend, sql, limits)
+        self.execution = Execution(self.background.backend, sql, limits, self.history)
+        self.recalled = 0
         self.wait_for_query(self.execution)
 
     @work(thread=True, exclusive=True, group="query")
@@ -187,6 +200,52 @@ class ArchivesApp(App):
             return
         self.call_from_thread(self.query_one(QueryPanel).replace_statement, laid_out)
 
+    def action_favorite(self) -> None:
+        """F7: keep the statement under the cursor as a favorite, under a name."""
+        sql = self.query_one(QueryPanel).statement()
+        if not sql:
+            return
+
+        def save(name: str | None) -> None:
+            if name:
+                self.history.save_favorite(name, sql)
+                self.notify(f"saved as favorite {name!r}")
+
+        self.push_screen(NameScreen("Save the statement as a favorite named:"), save)
+
+    def action_history(self) -> None:
+        """History and favorites, searchable; the chosen SQL replaces the editor's text."""
+        def load(sql: str | None) -> None:
+            if sql:
+                self.query_one("#editor", TextArea).text = sql
+                self.action_show_panel("query")
+
+        self.push_screen(HistoryScreen(self.history), load)
+
+    def action_recall(self, step: int) -> None:
+        """Ctrl+Up / Ctrl+Down in the editor: the previous / next query of the history."""
+        entries = self.history.entries(limit=self.recalled + step + 1) if self.recalled + step > 0 else []
+        if self.recalled + step <= 0 or len(entries) < self.recalled + step:
+            return
+        self.recalled += step
+        self.query_one("#editor", TextArea).text = entries[self.recalled - 1].sql
+
+    def action_copy(self, what: str) -> None:
+        """y / Y in the results: the cell under the cursor, or its row as tab-separated values (OSC 52)."""
+        grid, panel = self.query_one("#results", DataTable), self.query_one(QueryPanel)
+        row, column = grid.cursor_coordinate
+        if what == "cell":
+            text = panel.cell(row, column)[1]
+        else:
+            text = "\t".join(panel.cell(row, c)[1] for c in range(len(grid.columns)))
+        self.copy_to_clipboard(text)
+        self.notify(f"copied the {what}")
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        """Enter on a result cell: the whole value, with y to copy it."""
+        column, value = self.query_one(QueryPanel).cell(event.coordinate.row, event.coordinate.column)
+        self.push_screen(CellScreen(column, value))
+
     def action_retention(self) -> None:
         """R: the retention view, from the status panel (elsewhere R is a letter to type)."""
         if self.background is not None:
@@ -204,10 +263,16 @@ class ArchivesApp(App):
                             lambda: self.push_screen(RetentionScreen(self.background.manager))
                             if self.background is not None else None)
         yield SystemCommand("Refresh status", "Ctrl+R", self.action_refresh_status)
+        yield SystemCommand("Save as favorite", "F7: the statement under the cursor", self.action_favorite)
+        yield SystemCommand("History and favorites", "Shift+F7: search, Enter loads", self.action_history)
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "retention":
             return isinstance(self.focused, StatusPanel) or self.focused is None
+        if action == "recall":
+            return isinstance(self.focused, TextArea)
+        if action == "copy":
+            return isinstance(self.focused, DataTable) and self.query_one("#results", DataTable).row_count > 0
         return True
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:

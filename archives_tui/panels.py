@@ -100,6 +100,8 @@ class QueryPanel(Vertical):
 
     BORDER_TITLE = "Query"
 
+    shown: pa.Table | None = None  # the rows the grid holds, for inspecting a cell whole
+
     def compose(self):
         yield TextArea.code_editor("SELECT queue, outcome, count() AS jobs\nFROM jobs\n"
                                    "WHERE enqueue_time >= now() - INTERVAL 1 DAY\nGROUP BY queue, outcome\n"
@@ -133,6 +135,7 @@ class QueryPanel(Vertical):
 
     def show_text(self, title: str, text: str) -> None:
         """A plan or other text in the results grid, a row per line."""
+        self.shown = None
         grid = self.query_one("#results", DataTable)
         grid.clear(columns=True)
         grid.add_column("", key="text")
@@ -145,6 +148,7 @@ class QueryPanel(Vertical):
 
     def show(self, result: QueryResult) -> None:
         table = result.table if result.table is not None else pa.table({})
+        self.shown = table.slice(0, GRID_ROWS)
         grid = self.query_one("#results", DataTable)
         grid.clear(columns=True)
         for name in table.column_names:
@@ -158,6 +162,14 @@ class QueryPanel(Vertical):
         self.query_one("#runbar", Static).update(Text(
             f"{count} in {result.elapsed:.2f}s · {tiers} · {result.stats.rows_read:,} rows, "
             f"{human_size(result.stats.bytes_read)} read", "green"))
+
+    def cell(self, row: int, column: int) -> tuple[str, str]:
+        """A result cell's column name and whole value, as text."""
+        if self.shown is None or column >= self.shown.num_columns:
+            grid = self.query_one("#results", DataTable)
+            return "", str(grid.get_cell_at((row, column)))
+        value = python_values(self.shown.column(column).slice(row, 1))[0]
+        return self.shown.column_names[column], "NULL" if value is None else str(value)
 
     def failed(self, message: str) -> None:
         self.query_one("#results", DataTable).clear(columns=True)

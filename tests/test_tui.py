@@ -157,3 +157,45 @@ def test_explain_format_and_the_retention_view(quick, redis_client):
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())
+
+
+def test_history_favorites_and_a_cell_inspected(quick, redis_client):
+    seed_stream(redis_client, STREAM, 200, days=0.5, seed=53)
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 200)
+            editor = app.query_one("#editor", TextArea)
+            grid = app.query_one("#results", DataTable)
+            for sql in ("SELECT 1 AS one", "SELECT 'a long text value' AS words"):
+                editor.text = sql
+                await pilot.press("f5")
+                await until(pilot, lambda sql=sql: grid.row_count == 1 and sql.split()[-1] in str(grid.columns))
+            editor.focus()
+            await pilot.press("ctrl+up")
+            assert editor.text == "SELECT 'a long text value' AS words"
+            await pilot.press("ctrl+up")
+            assert editor.text == "SELECT 1 AS one"
+            await pilot.press("ctrl+down")
+            assert editor.text == "SELECT 'a long text value' AS words"
+
+            await pilot.press("f7")
+            await pilot.press(*"words", "enter")
+            await pilot.pause(0.2)
+            assert app.history.favorites() == {"words": "SELECT 'a long text value' AS words"}
+            app.action_history()
+            await pilot.pause(0.3)
+            await pilot.press(*"one", "enter")  # searching, then loading the one found
+            await pilot.pause(0.3)
+            assert editor.text == "SELECT 1 AS one"
+
+            grid.focus()
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert text_of(app.screen, "Static:last-of-type") == "a long text value"
+            await pilot.press("escape")
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
