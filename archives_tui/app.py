@@ -22,6 +22,7 @@ from archives_tui.background import Background, Snapshot
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
 from archives_tui.retention_screen import RetentionScreen
 from archives_tui.screens import CellScreen, HistoryScreen, NameScreen
+from archives_tui.theming import load_themes
 from exporter.config import Config
 from exporter.embedded import data_dir
 from exporter.errors import QueryError
@@ -43,9 +44,9 @@ class ArchivesApp(App):
         Binding("ctrl+j", "run", "Run", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("f6", "explain", "Explain", priority=True),
-        Binding("f8", "format", "Format", priority=True),
+        Binding("f8", "format", "Format", show=False, priority=True),
         Binding("r", "retention", "Retention", show=False),
-        Binding("f7", "favorite", "Favorite", priority=True),
+        Binding("f7", "favorite", "Favorite", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
         Binding("ctrl+up", "recall(1)", show=False, priority=True),
         Binding("ctrl+down", "recall(-1)", show=False, priority=True),
@@ -61,9 +62,14 @@ class ArchivesApp(App):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, config: Config, demo: bool = False, background: Background | None = None) -> None:
+    def __init__(self, config: Config, demo: bool = False, background: Background | None = None,
+                 theme: str | None = None) -> None:
         super().__init__()
         self.config = config
+        themes = load_themes()
+        for found in themes.values():
+            self.register_theme(found)
+        self.theme = themes[theme or config.ui.theme].name
         self.demo = demo
         self.background = background
         self.execution: Execution | None = None

@@ -27,7 +27,7 @@ from archives_tui.render import FORMATS, human_size, render
 from archives_tui.retention_view import retention_text, run_text
 from archives_tui.status_view import status_text
 from exporter import runtime
-from exporter.config import Config, load_config
+from exporter.config import THEMES, Config, load_config
 from exporter.embedded import data_dir, stop_redis
 from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError, StoreBusyError
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", help="the dashboard, with the exporter running inside (the default command)")
     tui.add_argument("--demo", action="store_true", help="also append synthetic completions, so data flows at once")
+    tui.add_argument("--theme", choices=THEMES, help="dark, light or high-contrast (default: ui.theme)")
     tui.add_argument("--demo-on-configured-redis", action="store_true",
                      help="let --demo write into a configured (not embedded) Redis stream")
     export = commands.add_parser("export", help="run the exporter (headless)")
@@ -198,7 +199,7 @@ def cmd_tui(config: Config, args) -> int:
     root = logging.getLogger()
     for handler in list(root.handlers):  # log lines would tear through the screen: keep them for the app
         root.removeHandler(handler)
-    ArchivesApp(config, demo=args.demo).run()
+    ArchivesApp(config, demo=args.demo, theme=args.theme).run()
     return 0
 
 

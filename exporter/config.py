@@ -108,9 +108,9 @@ def _size(value: Any) -> int:
     return size
 
 
-def _choice(*options: str) -> Callable[[Any], str]:
+def _choice(*options: str, fold: Callable[[str], str] = str.upper) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        text = str(value).upper()
+        text = fold(str(value))
         if text not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
         return text
@@ -316,6 +316,16 @@ class CostConfig:
     archive: float = _setting(0.004, _price, "archive storage class (S3 Glacier), $ per GB-month")
 
 
+THEMES = ("dark", "light", "high-contrast")  # archives_tui/themes/<name>.yaml
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    """The dashboard's look (NO_COLOR in the environment turns colour off whatever the theme)."""
+
+    theme: str = _setting("dark", _choice(*THEMES, fold=str.lower), "dashboard theme: dark, light or high-contrast")
+
+
 @dataclass(frozen=True)
 class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
@@ -325,6 +335,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     costs: CostConfig = field(default_factory=CostConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     source: str = "embedded defaults"
 
     def replace(self, section: str, **changes: Any) -> Config:

@@ -199,3 +199,14 @@ def test_history_favorites_and_a_cell_inspected(quick, redis_client):
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "high-contrast"])
+def test_each_theme_loads_and_the_config_chooses_it(quick, theme):
+    from archives_tui.theming import load_themes
+
+    themes = load_themes()
+    assert set(themes) == {"dark", "light", "high-contrast"}
+    app = ArchivesApp(quick.replace("ui", theme=theme))
+    assert app.theme == themes[theme].name
+    assert ArchivesApp(quick, theme="light").theme == "archives-light"  # --theme wins over the config
