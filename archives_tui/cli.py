@@ -28,6 +28,7 @@ from archives_tui.retention_view import retention_text, run_text
 from archives_tui.status_view import status_text
 from exporter import runtime
 from exporter.config import THEMES, Config, load_config
+from exporter.dead_letters import dead_letters, dlq_key, replay
 from exporter.embedded import data_dir, stop_redis
 from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError, StoreBusyError
@@ -146,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--tier", choices=RETENTION_TIERS, action="append",
                        help="only this tier (may be given again; default: every tier built so far)")
     apply.add_argument("--format", choices=("table", "json"), default="table")
+
+    dlq = commands.add_parser("dlq", help="the dead letters: list them, or replay them to the stream after a fix")
+    dlq_actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = dlq_actions.add_parser("list", help="newest first, with the reason and the original entry")
+    listing.add_argument("--limit", type=_positive(int), default=50, help="newest N (50)")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    again = dlq_actions.add_parser("replay", help="append to the stream again and remove from the dead letters")
+    again.add_argument("ids", nargs="*", metavar="ID", help="dead letter ids (from `dlq list`)")
+    again.add_argument("--all", action="store_true", help="every dead letter, oldest first")
 
     commands.add_parser("stop", help="stop the embedded Redis server")
     return parser
@@ -439,6 +449,32 @@ def cmd_retention(config: Config, args) -> int:
     return 1 if args.action == "apply" and shown.get("skipped") else 0
 
 
+def cmd_dlq(config: Config, args) -> int:
+    client = runtime.connect_redis(config)
+    stream_key = config.pipeline.stream_key
+    if args.action == "list":
+        letters = list(dead_letters(client, stream_key, args.limit))
+        if args.format == "json":
+            print(orjson.dumps([letter.as_dict() for letter in letters], option=orjson.OPT_INDENT_2).decode())
+            return 0
+        total = client.xlen(dlq_key(stream_key))
+        for letter in letters:
+            when = (datetime.fromtimestamp(letter.failed_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                    if letter.failed_at_ms else "-")
+            print(f"{letter.id}  {when}  {letter.reason}\n    {letter.preview(100)}")
+        print(f"{len(letters):,} of {total:,} dead letters in {dlq_key(stream_key)}", file=sys.stderr)
+        return 0
+    if bool(args.ids) == args.all:
+        raise UsageError("name the dead letters to replay (ids from `archives dlq list`), or give --all")
+    done = replay(client, stream_key, None if args.all else args.ids)
+    for old, new in done.replayed:
+        print(f"{old} -> {stream_key} {new}")
+    for missing in done.missing:
+        print(f"archives: {missing} is not in {dlq_key(stream_key)} (already replayed, or trimmed)", file=sys.stderr)
+    print(f"replayed {len(done.replayed):,} dead letters", file=sys.stderr)
+    return 1 if done.missing else 0
+
+
 def cmd_stop(config: Config, args) -> int:
     if config.redis.url:
         raise UsageError("redis.url is configured: the embedded Redis server is not in use")
@@ -449,4 +485,4 @@ def cmd_stop(config: Config, args) -> int:
 
 COMMANDS = {"tui": cmd_tui, "seed": cmd_seed, "export": cmd_export, "query": cmd_query, "templates": cmd_templates,
             "history": cmd_history, "find": cmd_find, "status": cmd_status, "retention": cmd_retention,
-            "stop": cmd_stop}
+            "dlq": cmd_dlq, "stop": cmd_stop}
