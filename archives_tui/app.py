@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Tab, Tabs, TextArea, Tree
 from archives_tui.background import Background, Snapshot
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
 from archives_tui.retention_screen import RetentionScreen
-from archives_tui.screens import CellScreen, HistoryScreen, NameScreen
+from archives_tui.screens import CellScreen, DeadLettersScreen, HistoryScreen, NameScreen
 from archives_tui.theming import load_themes
 from exporter.config import Config
 from exporter.embedded import data_dir
@@ -46,6 +46,7 @@ class ArchivesApp(App):
         Binding("f6", "explain", "Explain", priority=True),
         Binding("f8", "format", "Format", show=False, priority=True),
         Binding("r", "retention", "Retention", show=False),
+        Binding("d", "dead_letters", "Dead letters", show=False),
         Binding("f7", "favorite", "Favorite", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
         Binding("ctrl+up", "recall(1)", show=False, priority=True),
@@ -269,11 +270,20 @@ class ArchivesApp(App):
                             lambda: self.push_screen(RetentionScreen(self.background.manager))
                             if self.background is not None else None)
         yield SystemCommand("Refresh status", "Ctrl+R", self.action_refresh_status)
+        yield SystemCommand("Dead letters", "D in the status panel: what could not be archived, and replay",
+                            lambda: self.push_screen(DeadLettersScreen(self.background.archive.redis,
+                                                                       self.config.pipeline.stream_key))
+                            if self.background is not None else None)
         yield SystemCommand("Save as favorite", "F7: the statement under the cursor", self.action_favorite)
         yield SystemCommand("History and favorites", "Shift+F7: search, Enter loads", self.action_history)
 
+    def action_dead_letters(self) -> None:
+        """D in the status panel: the dead letters, and their replay."""
+        if self.background is not None:
+            self.push_screen(DeadLettersScreen(self.background.archive.redis, self.config.pipeline.stream_key))
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "retention":
+        if action in ("retention", "dead_letters"):
             return isinstance(self.focused, StatusPanel) or self.focused is None
         if action == "recall":
             return isinstance(self.focused, TextArea)

@@ -1,5 +1,5 @@
-"""Small modal screens of the dashboard: a name prompt (favorites), the history and favorites browser,
-and the inspection of one result cell."""
+"""Modal screens of the dashboard: a name prompt (favorites), the history and favorites browser, the
+inspection of one result cell, and the dead letters."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from typing import ClassVar
 
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
 from exporter.query.history import QueryHistory
+from exporter.runtime import describe
 
 
 class NameScreen(ModalScreen[str | None]):
@@ -112,3 +115,103 @@ class CellScreen(ModalScreen[None]):
 def _first_line(sql: str) -> str:
     line = " ".join(sql.split())
     return line if len(line) <= 70 else line[:69] + "…"
+
+
+class DeadLettersScreen(ModalScreen[None]):
+    """The dead letters, newest first: space marks one, r replays the marked ones (or the one under the
+    cursor) to the stream after a y; the reads and the replay run in workers."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Close"),
+                                         Binding("space", "mark", "Mark"),
+                                         Binding("r", "ask", "Replay"),
+                                         Binding("y", "replay", "Yes, replay", show=False),
+                                         Binding("ctrl+r", "load", "Refresh")]
+
+    def __init__(self, client, stream_key: str, limit: int = 500) -> None:
+        super().__init__()
+        self.client, self.stream_key, self.limit = client, stream_key, limit
+        self.marked: set[str] = set()
+        self.asked: list[str] = []
+
+    def compose(self):
+        with Vertical(classes="dialog wide"):
+            yield Static("reading the dead letters ...", id="dlq-outcome")
+            yield DataTable(id="dlq", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="dlq-entry")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        grid = self.query_one("#dlq", DataTable)
+        for name in ("", "id", "failed at", "reason", "entry"):
+            grid.add_column(name, key=name or "mark")
+        self.action_load()
+
+    def action_load(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="dlq")
+    def load(self, notice: Text | None = None) -> None:
+        try:
+            letters = list(dead_letters(self.client, self.stream_key, self.limit))
+            total = self.client.xlen(dlq_key(self.stream_key))
+        except Exception as exc:
+            self.app.call_from_thread(self._say, Text(describe(exc), "red"))
+            return
+        self.app.call_from_thread(self._fill, letters, total, notice)
+
+    def _fill(self, letters: list[DeadLetter], total: int, notice: Text | None) -> None:
+        self.letters = {letter.id: letter for letter in letters}
+        grid = self.query_one("#dlq", DataTable)
+        grid.clear()
+        for letter in letters:
+            when = (datetime.fromtimestamp(letter.failed_at_ms / 1000, UTC).strftime("%m-%d %H:%M:%S")
+                    if letter.failed_at_ms else "-")
+            grid.add_row("●" if letter.id in self.marked else " ", letter.id, when, letter.reason[:60],
+                         letter.preview(60), key=letter.id)
+        shown = f"{len(letters):,} of {total:,}" if total > len(letters) else f"{total:,}"
+        self._say(notice or Text(f"{shown} dead letters · space marks · r replays · Esc closes", "dim"))
+
+    def _say(self, text: Text) -> None:
+        self.query_one("#dlq-outcome", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        letter = getattr(self, "letters", {}).get(event.row_key.value)
+        if letter is not None:
+            self.query_one("#dlq-entry", Static).update(Text(f"{letter.reason}\n{letter.preview(2000)}"))
+
+    def action_mark(self) -> None:
+        grid = self.query_one("#dlq", DataTable)
+        if not grid.row_count:
+            return
+        key = grid.coordinate_to_cell_key(grid.cursor_coordinate).row_key
+        self.marked ^= {key.value}
+        grid.update_cell(key, "mark", "●" if key.value in self.marked else " ")
+
+    def action_ask(self) -> None:
+        grid = self.query_one("#dlq", DataTable)
+        if not grid.row_count:
+            return
+        self.asked = sorted(self.marked) or [grid.coordinate_to_cell_key(grid.cursor_coordinate).row_key.value]
+        self._say(Text(f"replay {len(self.asked):,} dead letters to {self.stream_key}? y replays, "
+                       "any other key does not", "yellow"))
+
+    def on_key(self, event) -> None:
+        if self.asked and event.key not in ("y", "r"):
+            self.asked = []
+            self._say(Text("not replayed", "dim"))
+
+    def action_replay(self) -> None:
+        if self.asked:
+            self.run_replay(self.asked)
+            self.asked = []
+
+    @work(thread=True, exclusive=True, group="dlq-replay")
+    def run_replay(self, ids: list[str]) -> None:
+        try:
+            done = replay(self.client, self.stream_key, ids)
+            text = Text(f"replayed {len(done.replayed):,} to {self.stream_key}"
+                        + (f"; {len(done.missing):,} were gone already" if done.missing else ""), "green")
+        except Exception as exc:
+            text = Text(describe(exc), "red")
+        self.marked.clear()
+        self.app.call_from_thread(self.load, text)

@@ -210,3 +210,30 @@ def test_each_theme_loads_and_the_config_chooses_it(quick, theme):
     app = ArchivesApp(quick.replace("ui", theme=theme))
     assert app.theme == themes[theme].name
     assert ArchivesApp(quick, theme="light").theme == "archives-light"  # --theme wins over the config
+
+
+def test_dead_letters_are_shown_and_replayed_after_a_y(quick, redis_client):
+    redis_client.xadd(STREAM, {"data": b'{"job_id": "no-time-1", "queue": "q", "outcome": "success"}'})
+    redis_client.xadd(STREAM, {"data": b'{"job_id": "no-time-2", "queue": "q", "outcome": "success"}'})
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(100, 35)) as pilot:
+            await until(pilot, lambda: app.background is not None and redis_client.xlen(f"{STREAM}:dlq") == 2)
+            app.action_dead_letters()  # D in the status panel, or the palette's "Dead letters"
+            await until(pilot, lambda: "dead letters" in text_of(app.screen, "#dlq-outcome"))
+            grid = app.screen.query_one("#dlq", DataTable)
+            await until(pilot, lambda: grid.row_count == 2)
+            assert "2 dead letters" in text_of(app.screen, "#dlq-outcome")
+            await pilot.press("space", "r", "n")
+            await pilot.pause(0.2)
+            assert "not replayed" in text_of(app.screen, "#dlq-outcome") and redis_client.xlen(f"{STREAM}:dlq") == 2
+            marked = sorted(app.screen.marked)
+            await pilot.press("r", "y")
+            await until(pilot, lambda: "replayed 1 to" in text_of(app.screen, "#dlq-outcome"))
+            assert len(marked) == 1 and not redis_client.xrange(f"{STREAM}:dlq", marked[0], marked[0])
+            # back in the stream it fails again (still no enqueue_time) and returns as a new dead letter
+            await pilot.press("escape", "ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
