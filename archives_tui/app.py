@@ -16,9 +16,10 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Tab, Tabs, TextArea, Tree
+from textual.widgets import DataTable, Footer, OptionList, Tab, Tabs, TextArea, Tree
 
 from archives_tui.background import Background, Snapshot
+from archives_tui.figures import FIGURES
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
 from archives_tui.retention_screen import RetentionScreen
 from archives_tui.screens import CellScreen, DeadLettersScreen, HistoryScreen, NameScreen
@@ -47,6 +48,7 @@ class ArchivesApp(App):
         Binding("f8", "format", "Format", show=False, priority=True),
         Binding("r", "retention", "Retention", show=False),
         Binding("d", "dead_letters", "Dead letters", show=False),
+        Binding("o", "open_figure", "Open the figure's rows", show=False),
         Binding("f7", "favorite", "Favorite", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
         Binding("ctrl+up", "recall(1)", show=False, priority=True),
@@ -277,6 +279,20 @@ class ArchivesApp(App):
         yield SystemCommand("Save as favorite", "F7: the statement under the cursor", self.action_favorite)
         yield SystemCommand("History and favorites", "Shift+F7: search, Enter loads", self.action_history)
 
+    def action_open_figure(self) -> None:
+        """o (or Enter) on a status figure: the rows behind it, in the editor, run."""
+        figures = self.query_one("#status-figures", OptionList)
+        if figures.highlighted is None:
+            return
+        figure = FIGURES[figures.highlighted]
+        self.query_one("#editor", TextArea).text = figure.rows
+        self.action_show_panel("query")
+        self.action_run()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "status-figures":
+            self.action_open_figure()
+
     def action_dead_letters(self) -> None:
         """D in the status panel: the dead letters, and their replay."""
         if self.background is not None:
@@ -284,7 +300,10 @@ class ArchivesApp(App):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("retention", "dead_letters"):
-            return isinstance(self.focused, StatusPanel) or self.focused is None
+            return self.focused is None or isinstance(self.focused, StatusPanel) or (
+                self.focused.id == "status-figures")
+        if action == "open_figure":
+            return self.focused is not None and self.focused.id == "status-figures"
         if action == "recall":
             return isinstance(self.focused, TextArea)
         if action == "copy":

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from archives_tui.figures import read_figures
 from exporter import runtime
 from exporter.config import Config
 from exporter.maintenance.retention import RetentionManager
@@ -36,6 +37,7 @@ class Snapshot:
     rates: list[float] = field(default_factory=list)  # records/s of the last refreshes, oldest first
     last_retention: dict | None = None
     events: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # archives_tui.figures, by name
 
 
 class EventLog(logging.Handler):
@@ -153,6 +155,7 @@ class Background:
         if now - self._storage_at > STORAGE_EVERY:
             self._storage, self._storage_at = self._read_storage(), now
         shot.storage = self._storage
+        shot.figures = read_figures(self.archive.warm.backend)
         try:
             shot.last_retention = self.manager.last_run()
         except Exception:  # Redis down: said above

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Sparkline, Static, TextArea, Tree
+from textual.widgets import DataTable, OptionList, Sparkline, Static, TextArea, Tree
+from textual.widgets.option_list import Option
 
 from archives_tui.background import Snapshot
+from archives_tui.figures import FIGURES
 from archives_tui.render import human_size
 from exporter.engine.interface import Catalog
 from exporter.query.run import QueryResult
@@ -37,6 +39,7 @@ class StatusPanel(VerticalScroll):
     BORDER_TITLE = "Archive Status"
 
     def compose(self):
+        yield OptionList(*(Option(f.label, id=f.name) for f in FIGURES), id="status-figures")
         yield Static("waiting for the first figures ...", id="status-export")
         yield Sparkline([], id="status-rate")
         yield Static("", id="status-storage")
@@ -68,6 +71,14 @@ class StatusPanel(VerticalScroll):
         self.query_one("#status-export", Static).update(exporter)
         self.query_one("#status-rate", Sparkline).data = shot.rates or [0.0]
         self.query_one("#status-storage", Static).update(_storage(shot))
+        figures = self.query_one("#status-figures", OptionList)
+        for i, figure in enumerate(FIGURES):
+            value = shot.figures.get(figure.name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            shown = (Text(value, "red") if isinstance(value, str) else
+                     Text("-", "dim") if value is None else Text(f"{value:,}{figure.unit}", "bold"))
+            figures.replace_option_prompt_at_index(i, Text.assemble(f"{figure.label:<24}", shown))
         events = Text("events\n", "bold")
         for line in shot.events[-12:]:
             events.append(line + "\n", "red" if " ERROR " in line else "yellow" if " WARNING " in line else "dim")

@@ -237,3 +237,27 @@ def test_dead_letters_are_shown_and_replayed_after_a_y(quick, redis_client):
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())
+
+
+def test_a_status_figure_opens_the_rows_behind_it(quick, redis_client):
+    now_ms = int(time.time() * 1000)
+    for n, outcome in enumerate(["success", "failed", "failed", "timeout"]):
+        redis_client.xadd(STREAM, {"data": f'{{"job_id": "f-{n}", "queue": "q", "outcome": "{outcome}", '
+                                           f'"enqueue_time": {now_ms - n * 1000}}}'})
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            figures = app.query_one("#status-figures")
+            await until(pilot, lambda: "failed, last hour" in str(figures.get_option_at_index(1).prompt)
+                        and str(figures.get_option_at_index(1).prompt).rstrip().endswith(" 3"))
+            figures.focus()
+            figures.highlighted = 1
+            await pilot.press("o")
+            grid = app.query_one("#results", DataTable)
+            await until(pilot, lambda: grid.row_count == 3)
+            assert "outcome != 'success'" in app.query_one("#editor", TextArea).text
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
