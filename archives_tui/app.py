@@ -8,7 +8,9 @@ every refresh; a query runs in an ``Execution`` (its own thread, cancellable) th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import work
@@ -22,11 +24,12 @@ from archives_tui.background import Background, Snapshot
 from archives_tui.figures import FIGURES
 from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
 from archives_tui.retention_screen import RetentionScreen
-from archives_tui.screens import CellScreen, DeadLettersScreen, HistoryScreen, NameScreen
+from archives_tui.screens import CellScreen, DeadLettersScreen, ExportScreen, HistoryScreen, NameScreen
 from archives_tui.theming import load_themes
 from exporter.config import Config
 from exporter.embedded import data_dir
 from exporter.errors import QueryError
+from exporter.query import writers
 from exporter.query.explain import explain, pretty
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
@@ -50,6 +53,7 @@ class ArchivesApp(App):
         Binding("d", "dead_letters", "Dead letters", show=False),
         Binding("o", "open_figure", "Open the figure's rows", show=False),
         Binding("f7", "favorite", "Favorite", show=False, priority=True),
+        Binding("ctrl+e", "export", "Export", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
         Binding("ctrl+up", "recall(1)", show=False, priority=True),
         Binding("ctrl+down", "recall(-1)", show=False, priority=True),
@@ -209,6 +213,44 @@ class ArchivesApp(App):
             return
         self.call_from_thread(self.query_one(QueryPanel).replace_statement, laid_out)
 
+    def action_export(self) -> None:
+        """Ctrl+E: the statement's whole result to a file, streamed (no row cap; time and rows-read
+        limits hold), written whole or not at all, owner-only."""
+        sql = self.query_one(QueryPanel).statement()
+        if self.background is None or not sql:
+            return
+        if self.execution is not None and not self.execution.done:
+            self.notify("a query is running: Esc cancels it", severity="warning")
+            return
+        default = str(Path.cwd() / f"archives-{time.strftime('%Y%m%d-%H%M%S')}.csv")
+
+        def start(choice: tuple[str, str] | None) -> None:
+            if choice is None:
+                return
+            fmt, path = choice
+
+            def write(reader) -> int:
+                with writers.whole_file(Path(path).expanduser()) as out:
+                    return writers.write_batches(reader, fmt, out)[0]
+
+            q = self.config.query
+            self.query_one(QueryPanel).running(f"exporting to {path}")
+            self.execution = Execution(self.background.backend, sql, Limits(q.max_execution_time, q.max_rows_to_read),
+                                       self.history, consume=write)
+            self.wait_for_export(self.execution, path)
+
+        self.push_screen(ExportScreen(default), start)
+
+    @work(thread=True, exclusive=True, group="query")
+    def wait_for_export(self, execution: Execution, path: str) -> None:
+        panel = self.query_one(QueryPanel)
+        try:
+            result = execution.wait()
+        except (QueryError, OSError) as exc:
+            self.call_from_thread(panel.failed, f"export to {path} failed, nothing written: {exc}")
+            return
+        self.call_from_thread(panel.exported, result, path)
+
     def action_favorite(self) -> None:
         """F7: keep the statement under the cursor as a favorite, under a name."""
         sql = self.query_one(QueryPanel).statement()
@@ -276,6 +318,7 @@ class ArchivesApp(App):
                             lambda: self.push_screen(DeadLettersScreen(self.background.archive.redis,
                                                                        self.config.pipeline.stream_key))
                             if self.background is not None else None)
+        yield SystemCommand("Export the result", "Ctrl+E: CSV, TSV, JSON, JSON lines or Parquet", self.action_export)
         yield SystemCommand("Save as favorite", "F7: the statement under the cursor", self.action_favorite)
         yield SystemCommand("History and favorites", "Shift+F7: search, Enter loads", self.action_history)
 

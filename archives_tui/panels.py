@@ -182,6 +182,11 @@ class QueryPanel(Vertical):
         value = python_values(self.shown.column(column).slice(row, 1))[0]
         return self.shown.column_names[column], "NULL" if value is None else str(value)
 
+    def exported(self, result: QueryResult, path: str) -> None:
+        tiers = "+".join(result.tiers) or "-"
+        self.query_one("#runbar", Static).update(Text(
+            f"exported {result.rows:,} rows to {path} in {result.elapsed:.2f}s · {tiers}", "green"))
+
     def failed(self, message: str) -> None:
         self.query_one("#results", DataTable).clear(columns=True)
         self.query_one("#runbar", Static).update(Text(message, "red"))

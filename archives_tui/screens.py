@@ -1,5 +1,5 @@
 """Modal screens of the dashboard: a name prompt (favorites), the history and favorites browser, the
-inspection of one result cell, and the dead letters."""
+inspection of one result cell, the dead letters, and the export of a result."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from textual import work
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, OptionList, Static
+from textual.widgets import DataTable, Footer, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
 from exporter.query.history import QueryHistory
+from exporter.query.writers import FORMATS
 from exporter.runtime import describe
 
 
@@ -215,3 +216,32 @@ class DeadLettersScreen(ModalScreen[None]):
             text = Text(describe(exc), "red")
         self.marked.clear()
         self.app.call_from_thread(self.load, text)
+
+
+class ExportScreen(ModalScreen[tuple[str, str] | None]):
+    """Ctrl+E: where and how to export the whole result (the statement runs again, streamed to the file)."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, default_path: str) -> None:
+        super().__init__()
+        self.default_path = default_path
+
+    def compose(self):
+        with Vertical(classes="dialog"):
+            yield Static("Export the whole result (the statement runs again, streamed to the file)")
+            yield Select([(name.upper(), name) for name in FORMATS], value="csv", allow_blank=False, id="format")
+            yield Input(self.default_path, id="path")
+            yield Static(Text("Enter exports · Shift+Tab: the format · Esc cancels", "dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()  # Enter exports at once; Shift+Tab reaches the format
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        path = self.query_one("#path", Input)
+        stem, _, _ = path.value.rpartition(".")
+        path.value = f"{stem or path.value}.{event.value}"
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss((str(self.query_one("#format", Select).value), event.value.strip()))

@@ -261,3 +261,34 @@ def test_a_status_figure_opens_the_rows_behind_it(quick, redis_client):
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())
+
+
+def test_the_whole_result_exports_to_a_file(quick, redis_client, tmp_path):
+    import os
+
+    import pyarrow.parquet as pq
+
+    seed_stream(redis_client, STREAM, 1500, days=0.5, seed=54)
+    target = tmp_path / "out.parquet"
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 1500)
+            app.query_one("#editor", TextArea).text = "SELECT job_id, queue FROM jobs_archive"
+            await pilot.press("ctrl+e")
+            await until(pilot, lambda: len(app.screen.query("#path")) == 1)
+            app.screen.query_one("#format").value = "parquet"
+            await pilot.pause(0.2)
+            path = app.screen.query_one("#path")
+            assert path.value.endswith(".parquet")
+            path.value = str(target)
+            path.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: "exported 1,500 rows to" in text_of(app, "#runbar"))
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
+    assert pq.read_table(target).num_rows == 1500 and os.stat(target).st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no part file left

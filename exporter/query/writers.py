@@ -6,7 +6,11 @@ those are written as JSON text.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import BinaryIO
 
 import orjson
@@ -146,3 +150,18 @@ def _tsv_field(column: pa.Array) -> pa.Array:
     for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
         text = pc.replace_substring(text, raw, escaped)
     return pc.fill_null(text, "\\N")
+
+
+@contextlib.contextmanager
+def whole_file(path: str | Path) -> Iterator[BinaryIO]:
+    """``path`` written whole or not at all: the rows go to a private temporary file beside it, renamed
+    into place once the export finished (an export holds job data: owner-only). Raises OSError."""
+    target = Path(path)
+    part = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            yield out
+        part.replace(target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
