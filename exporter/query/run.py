@@ -1,4 +1,5 @@
-"""Running a user's SQL and returning Arrow, with Enum columns as their names.
+"""Running a user's SQL and returning Arrow, with Enum columns as their names and DateTime columns as
+times (the engine hands them over as seconds).
 
 The guard judges the statement before anything reaches the engine. ClickHouse hands Enum columns to
 Arrow as their integer codes; a user asking for ``outcome`` wants ``failed``, not ``2``: a SELECT's
@@ -50,13 +51,18 @@ def prepare(backend: ClickHouseBackend, sql: str) -> Route:
         return routed
     text = routed.sql
     described = backend.query_arrow(f"DESCRIBE TABLE ({routed.shape or text})")  # lists no cold file
-    enums = [name for name, kind in zip(described.column("name").to_pylist(),
-                                        described.column("type").to_pylist(), strict=True)
-             if "Enum8(" in kind or "Enum16(" in kind]
-    if enums:
-        replaced = ", ".join(f"toString(`{name}`) AS `{name}`" for name in enums)
-        text = f"SELECT * REPLACE ({replaced}) FROM ({text})"
+    replaced = []
+    for name, kind in zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True):
+        if "Enum8(" in kind or "Enum16(" in kind:
+            replaced.append(f"toString(`{name}`) AS `{name}`")
+        elif _SECONDS.match(kind):  # the engine hands DateTime to Arrow as a bare number of seconds
+            replaced.append(f"toDateTime64(`{name}`, 0, 'UTC') AS `{name}`")
+    if replaced:
+        text = f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({text})"
     return Route(text, routed.tiers)
+
+
+_SECONDS = re.compile(r"^(Nullable\()?DateTime(\(|\)|$)")
 
 
 def run(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
