@@ -47,11 +47,13 @@ class ArchivesApp(App):
         Binding("f5", "run", "Run", priority=True),
         Binding("ctrl+j", "run", "Run", show=False, priority=True),
         Binding("escape", "cancel", "Cancel", show=False),
+        Binding("ctrl+a", "select_all", show=False, priority=True),
         Binding("f6", "explain", "Explain", priority=True),
         Binding("f8", "format", "Format", show=False, priority=True),
         Binding("r", "retention", "Retention", show=False),
         Binding("d", "dead_letters", "Dead letters", show=False),
         Binding("o", "open_figure", "Open the figure's rows", show=False),
+        Binding("v", "chart", "Chart", show=False),
         Binding("f7", "favorite", "Favorite", show=False, priority=True),
         Binding("ctrl+e", "export", "Export", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
@@ -183,8 +185,14 @@ class ArchivesApp(App):
         panel.failed(result) if isinstance(result, str) else panel.show(result)
 
     def action_cancel(self) -> None:
+        """Esc: cancel the running query; else leave the editor for the results."""
         if self.execution is not None and not self.execution.done:
             self.run_worker(self.execution.cancel, thread=True, group="cancel")
+        elif isinstance(self.focused, TextArea):
+            self.query_one("#results", DataTable).focus()
+
+    def action_select_all(self) -> None:
+        self.query_one("#editor", TextArea).select_all()
 
     def action_explain(self) -> None:
         sql = self.query_one(QueryPanel).statement()
@@ -250,6 +258,12 @@ class ArchivesApp(App):
             self.call_from_thread(panel.failed, f"export to {path} failed, nothing written: {exc}")
             return
         self.call_from_thread(panel.exported, result, path)
+
+    def action_chart(self) -> None:
+        """v in the results: the table ⇄ a chart of its time and numeric columns."""
+        why_not = self.query_one(QueryPanel).toggle_chart()
+        if why_not:
+            self.notify(why_not, severity="warning")
 
     def action_favorite(self) -> None:
         """F7: keep the statement under the cursor as a favorite, under a name."""
@@ -319,6 +333,8 @@ class ArchivesApp(App):
                                                                        self.config.pipeline.stream_key))
                             if self.background is not None else None)
         yield SystemCommand("Export the result", "Ctrl+E: CSV, TSV, JSON, JSON lines or Parquet", self.action_export)
+        yield SystemCommand("Chart the result", "v in the results: a time column on x, numeric columns as series",
+                            self.action_chart)
         yield SystemCommand("Save as favorite", "F7: the statement under the cursor", self.action_favorite)
         yield SystemCommand("History and favorites", "Shift+F7: search, Enter loads", self.action_history)
 
@@ -347,8 +363,10 @@ class ArchivesApp(App):
                 self.focused.id == "status-figures")
         if action == "open_figure":
             return self.focused is not None and self.focused.id == "status-figures"
-        if action == "recall":
+        if action in ("recall", "select_all"):
             return isinstance(self.focused, TextArea)
+        if action == "chart":
+            return self.focused is not None and self.focused.id in ("results", "chart")
         if action == "copy":
             return isinstance(self.focused, DataTable) and self.query_one("#results", DataTable).row_count > 0
         return True

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import DataTable, OptionList, Sparkline, Static, TextArea, Tree
 from textual.widgets.option_list import Option
+from textual_plotext import PlotextPlot
 
 from archives_tui.background import Snapshot
 from archives_tui.figures import FIGURES
@@ -106,6 +107,12 @@ def _storage(shot: Snapshot) -> Text:
     return text
 
 
+class Chart(PlotextPlot):
+    """The results as a chart; it takes focus, so its keys (v: back to the table) reach the app."""
+
+    can_focus = True
+
+
 class QueryPanel(Vertical):
     """The SQL editor, the run bar (elapsed, tiers, rows) and the results grid."""
 
@@ -119,6 +126,7 @@ class QueryPanel(Vertical):
                                    "ORDER BY jobs DESC", language="sql", id="editor", soft_wrap=False)
         yield Static("F5 / Ctrl+J run · Esc cancel", id="runbar")
         yield DataTable(id="results", zebra_stripes=True)
+        yield Chart(id="chart")
 
     def statement(self) -> str:
         """The selection, or the statement under the cursor (statements are split at ';')."""
@@ -160,7 +168,9 @@ class QueryPanel(Vertical):
     def show(self, result: QueryResult) -> None:
         table = result.table if result.table is not None else pa.table({})
         self.shown = table.slice(0, GRID_ROWS)
+        self.query_one("#chart", PlotextPlot).remove_class("-shown")
         grid = self.query_one("#results", DataTable)
+        grid.remove_class("-hidden")
         grid.clear(columns=True)
         for name in table.column_names:
             grid.add_column(name, key=name)
@@ -181,6 +191,38 @@ class QueryPanel(Vertical):
             return "", str(grid.get_cell_at((row, column)))
         value = python_values(self.shown.column(column).slice(row, 1))[0]
         return self.shown.column_names[column], "NULL" if value is None else str(value)
+
+    def toggle_chart(self) -> str | None:
+        """Results table ⇄ chart (a time column on x, up to five numeric columns as series); why not,
+        when the result has no such shape."""
+        grid, chart = self.query_one("#results", DataTable), self.query_one("#chart", PlotextPlot)
+        if chart.has_class("-shown"):
+            chart.remove_class("-shown")
+            grid.remove_class("-hidden")
+            grid.focus()
+            return None
+        table = self.shown
+        times = [n for n, t in zip(table.column_names, table.schema.types, strict=True)
+                 if pa.types.is_timestamp(t) or pa.types.is_date(t)] if table is not None else []
+        numbers = [n for n, t in zip(table.column_names, table.schema.types, strict=True)
+                   if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+                   ] if table is not None else []
+        if not times or not numbers or table.num_rows < 2:
+            return "a chart needs a time column, a numeric column and two rows or more"
+        ordered = table.sort_by(times[0])
+        x = [v.strftime("%Y-%m-%d %H:%M:%S") for v in ordered.column(times[0]).to_pylist()]
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.date_form("Y-m-d H:M:S")
+        plt.title(f"{', '.join(numbers[:5])} by {times[0]} ({len(x):,} points)")
+        for name in numbers[:5]:
+            plt.plot(x, [float(v) if v is not None else 0.0 for v in ordered.column(name).to_pylist()], label=name)
+        chart.add_class("-shown")
+        grid.add_class("-hidden")
+        chart.focus()  # v again goes back (the editor would take it as a letter)
+        chart.refresh()
+        return None
 
     def exported(self, result: QueryResult, path: str) -> None:
         tiers = "+".join(result.tiers) or "-"

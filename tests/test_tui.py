@@ -292,3 +292,41 @@ def test_the_whole_result_exports_to_a_file(quick, redis_client, tmp_path):
     asyncio.run(scenario())
     assert pq.read_table(target).num_rows == 1500 and os.stat(target).st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no part file left
+
+
+def test_a_time_series_result_is_charted_with_one_key(quick, redis_client):
+    seed_stream(redis_client, STREAM, 600, days=0.5, seed=55)
+
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 600)
+            editor, grid, chart = app.query_one("#editor", TextArea), app.query_one("#results"), app.query_one("#chart")
+            editor.focus()
+            await pilot.press("ctrl+a", *"SELECT 'x' AS name, 1 AS n")  # Ctrl+A selects all: typing replaces it
+            assert editor.text == "SELECT 'x' AS name, 1 AS n"
+            await pilot.press("f5")
+            await until(pilot, lambda: grid.row_count == 1)
+            grid.focus()
+            await pilot.press("v")  # no time column: said, nothing switched
+            await pilot.pause(0.2)
+            assert not visible(app, "#chart") and visible(app, "#results")
+            editor.text = ("SELECT toStartOfHour(enqueue_time) AS hour, count() AS jobs FROM jobs_archive "
+                           "GROUP BY hour ORDER BY hour")
+            await pilot.press("f5")
+            await until(pilot, lambda: grid.row_count > 5)
+            editor.focus()
+            await pilot.press("escape")  # no query running: Esc leaves the editor for the results
+            assert grid.has_focus
+            await pilot.press("v")
+            await pilot.pause(0.3)
+            assert visible(app, "#chart") and not visible(app, "#results")
+            shot = app.export_screenshot().replace("&#160;", " ")
+            assert "jobs by hour" in shot and chart.region.height > 8
+            await pilot.press("v")
+            await pilot.pause(0.2)
+            assert visible(app, "#results") and not visible(app, "#chart")
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
