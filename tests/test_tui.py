@@ -330,3 +330,24 @@ def test_a_time_series_result_is_charted_with_one_key(quick, redis_client):
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())
+
+
+def test_the_exporter_keeps_exporting_while_a_long_query_runs_and_esc_stops_it(quick):
+    async def scenario() -> None:
+        app = ArchivesApp(quick, demo=True)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived > 0)
+            editor = app.query_one("#editor", TextArea)
+            editor.text = "SELECT count() FROM numbers(3000000000) WHERE sipHash64(toString(number)) % 7 = 1"  # ~100 s
+            await pilot.press("f5")
+            await until(pilot, lambda: app.execution is not None)
+            before = app.background.pipeline.metrics.archived
+            await until(pilot, lambda: app.background.pipeline.metrics.archived > before, timeout=30)
+            assert not app.execution.done  # still running while the exporter archived more
+            await pilot.press("escape")
+            await until(pilot, lambda: app.execution.done, timeout=30)
+            await until(pilot, lambda: "cancelled" in text_of(app, "#runbar"))
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
