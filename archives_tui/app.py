@@ -319,6 +319,9 @@ class ArchivesApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action in the command palette (Ctrl+P), for keys a terminal swallows."""
         yield from super().get_system_commands(screen)
+        for name in PANELS:  # the narrow layout's tabs, where Alt+digit does not reach the app
+            yield SystemCommand(f"Show {name.title()}", f"the {name} panel (a tab at 80 columns or fewer)",
+                                lambda name=name: self.action_show_panel(name))
         yield SystemCommand("Run the statement", "F5 or Ctrl+J: the statement under the cursor", self.action_run)
         yield SystemCommand("Explain the statement", "F6: the plan, the tiers and the rows to read",
                             self.action_explain)

@@ -22,7 +22,7 @@ from exporter.seed import synthetic_completions
 from exporter.status import stream_status
 
 log = logging.getLogger(__name__)
-STORAGE_EVERY = 30.0  # seconds between reads of each tier's size: the cold one lists every file
+COLD_EVERY = 30.0  # seconds between reads of the cold tier's size: it lists every file
 
 
 @dataclass
@@ -115,8 +115,8 @@ class Background:
         self._exporter = threading.Thread(target=self._export, name="archives-exporter", daemon=True)
         self._rates: deque[float] = deque(maxlen=60)
         self._last: tuple[float, int] | None = None
-        self._storage: dict = {}
-        self._storage_at = 0.0
+        self._cold: dict = {}
+        self._cold_at = 0.0
         self.exporter_error: str | None = None
 
     def start(self) -> None:
@@ -152,9 +152,10 @@ class Background:
             shot.stream = stream_status(self.archive.redis, self.config)
         except Exception as exc:
             shot.stream_down = runtime.describe(exc)
-        if now - self._storage_at > STORAGE_EVERY:
-            self._storage, self._storage_at = self._read_storage(), now
-        shot.storage = self._storage
+        shot.storage["warm"] = self._read_warm()  # one look at system.parts: every refresh
+        if now - self._cold_at > COLD_EVERY:
+            self._cold, self._cold_at = self._read_cold(), now
+        shot.storage["cold"] = {**self._cold, "age": now - self._cold_at}
         shot.figures = read_figures(self.archive.warm.backend)
         try:
             shot.last_retention = self.manager.last_run()
@@ -162,20 +163,20 @@ class Background:
             shot.last_retention = None
         return shot
 
-    def _read_storage(self) -> dict:
-        storage: dict = {}
+    def _read_warm(self) -> dict:
         try:
             days = self.archive.warm.days()
-            storage["warm"] = {"records": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
-                               "oldest": days[0][0] if days else None, "newest": days[-1][0] if days else None}
         except Exception as exc:
-            storage["warm"] = {"down": runtime.describe(exc)}
+            return {"down": runtime.describe(exc)}
+        return {"records": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
+                "oldest": days[0][0] if days else None, "newest": days[-1][0] if days else None}
+
+    def _read_cold(self) -> dict:
         try:
             files = self.archive.cold.files()
-            storage["cold"] = {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files)}
         except Exception as exc:
-            storage["cold"] = {"down": runtime.describe(exc)}
-        return storage
+            return {"down": runtime.describe(exc)}
+        return {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files)}
 
     def stop(self) -> None:
         """Stop producing, finish the batches in hand (or leave them pending), close every part."""

@@ -23,6 +23,7 @@ from exporter.query.run import QueryResult
 from exporter.query.templates import Template
 from exporter.values import python_values
 
+STALE_AFTER = 4.0  # seconds: two refreshes; a figure read less often says how old it is
 GRID_ROWS = 1000  # rows the results grid holds; the run bar says when a result had more
 
 
@@ -97,7 +98,8 @@ def _storage(shot: Snapshot) -> Text:
     if "down" in cold:
         text.append(f"cold: down: {cold['down']}\n", "red")
     elif cold:
-        text.append(f"cold  {cold['files']:,} files · {human_size(cold['bytes'])}\n")
+        text.append(f"cold  {cold['files']:,} files · {human_size(cold['bytes'])}")
+        text.append(f"  ({_ago(cold['age'])} ago)\n" if cold["age"] >= STALE_AFTER else "\n", "dim")
     last = shot.last_retention
     if last:
         when = datetime.fromtimestamp(last["started_at"], UTC).strftime("%H:%M UTC")
