@@ -328,13 +328,10 @@ class ArchivesApp(App):
         yield SystemCommand("Format the statement", "F8: laid out by the engine", self.action_format)
         yield SystemCommand("Cancel the query", "Esc: the engine stops working on it", self.action_cancel)
         yield SystemCommand("Retention", "R in the status panel: policy, tiers, dry run, apply",
-                            lambda: self.push_screen(RetentionScreen(self.background.manager))
-                            if self.background is not None else None)
+                            self.action_retention)
         yield SystemCommand("Refresh status", "Ctrl+R", self.action_refresh_status)
         yield SystemCommand("Dead letters", "D in the status panel: what could not be archived, and replay",
-                            lambda: self.push_screen(DeadLettersScreen(self.background.archive.redis,
-                                                                       self.config.pipeline.stream_key))
-                            if self.background is not None else None)
+                            self.action_dead_letters)
         yield SystemCommand("Export the result", "Ctrl+E: CSV, TSV, JSON, JSON lines or Parquet", self.action_export)
         yield SystemCommand("Chart the result", "v in the results: a time column on x, numeric columns as series",
                             self.action_chart)

@@ -45,7 +45,6 @@ class HourWork:
     directory: str
     hour: datetime
     inputs: list[dict]  # the live generation's parts and the batch files below the watermark, by name
-    superseded: int  # files readers already skip, to delete
 
     @property
     def input_bytes(self) -> int:
@@ -89,7 +88,7 @@ def plan(store: ParquetStore, watermark: StreamId, closed_before: datetime) -> l
                                key=lambda n: generation_of(n)[1])  # type: ignore[index]
                 inputs = parts + below
         if inputs or skipped:
-            work.append(HourWork(directory, hour, [infos[f"{directory}/{n}"] for n in inputs], len(skipped)))
+            work.append(HourWork(directory, hour, [infos[f"{directory}/{n}"] for n in inputs]))
     return sorted(work, key=lambda w: w.hour)
 
 
