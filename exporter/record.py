@@ -44,6 +44,34 @@ RECORD_SCHEMA = pa.schema(
 )
 
 FIELD_NAMES = tuple(RECORD_SCHEMA.names)
+
+# One line per stored column, for the schema browser: the engine keeps them as column comments of jobs_archive
+# (set on create, and on open for a store made before them). Times are UTC; NULL only where the type allows it.
+FIELD_DOCS: dict[str, str] = {
+    "job_id": "the job's id in the queue; each attempt of a retried job is its own row with the same id",
+    "queue": "name of the queue the job was taken from",
+    "tenant_id": "tenant the job belongs to; empty when the producer sent none",
+    "priority": "the job's priority as the queue set it (-128 to 127)",
+    "enqueue_time": "when the job was enqueued, UTC, milliseconds",
+    "start_time": "when this attempt started, UTC, milliseconds; NULL when it never started",
+    "end_time": "when this attempt ended, UTC, milliseconds; NULL when not reported",
+    "outcome": "how this attempt ended: " + ", ".join(OUTCOMES),
+    "retries": "retries of the job so far, as the queue counts them (0 on a first attempt)",
+    "error_type": "error class or code of a failed attempt; empty when none",
+    "error_msg": "error message of a failed attempt, PII redacted; empty when none",
+    "worker_id": "id of the worker that ran the attempt",
+    "worker_version": "version of that worker's software; empty when not reported",
+    "payload_size": "size of the job's payload in bytes",
+    "payload_hash": "hash of the job's whole payload as the producer computed it (e.g. SHA-256, hex)",
+    "payload_sample": "a sample of the payload (all failures, a share of the rest, none over the size cap), "
+                      "PII redacted; NULL when not sampled",
+    "trace_id": "distributed tracing trace id; empty when none",
+    "span_id": "tracing span id of the attempt; empty when none",
+    "correlation_id": "id tying related jobs together (e.g. one request's jobs); empty when none",
+    "tags": "free key/value labels from the producer; go.* keys hold the Go library's fields that have no column",
+    "created_date": "UTC day of enqueue_time, computed on insert; the warm table's partition key (warm tier only)",
+    "schema_version": "version of the record schema the event was written in (current: " + CURRENT_SCHEMA_VERSION + ")",
+}
 REQUIRED_FIELDS = ("job_id", "queue", "outcome", "enqueue_time")
 TIME_FIELDS = ("enqueue_time", "start_time", "end_time")
 INT_FIELDS = {"priority": (-128, 127), "retries": (0, 65535), "payload_size": (0, 2**32 - 1)}

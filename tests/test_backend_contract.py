@@ -118,6 +118,7 @@ def test_catalog_lists_tables_columns_and_functions(backend, table):
     assert [(c.name, c.type) for c in found.columns] == [("id", "UInt32"), ("name", "String")]
     assert {"count", "uniqExact", "toStartOfHour"} <= catalog.functions
     assert "uniqExact" in catalog.aggregate_functions and "toStartOfHour" not in catalog.aggregate_functions
+    assert {"DateTime", "String", "VARCHAR", "datetime"} <= catalog.types and "string" not in catalog.types
 
 def test_a_result_streams_batch_by_batch_with_what_it_read(backend):
     stats = QueryStats()

@@ -1,6 +1,6 @@
-"""A warm store made by an earlier version gets today's skip indexes and codecs when it is opened: added to the table,
-built for the parts it already holds (also when the process stops before the build finishes), and used
-by queries; opening an up-to-date store changes nothing."""
+"""A warm store made by an earlier version gets today's skip indexes, codecs and column comments when it is opened:
+added to the table, built for the parts it already holds (also when the process stops before the build
+finishes), and used by queries; opening an up-to-date store changes nothing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 from exporter.engine.registry import open_backend
-from exporter.tiers import ddl
+from exporter.engine.sql import sql_string
+from exporter.record import FIELD_DOCS
+from exporter.tiers import ddl, federation
 from exporter.tiers.warm import WarmStore
 
 TTL = 3650 * 86400.0
@@ -119,3 +121,80 @@ def test_a_new_store_has_every_index_from_the_start(tmp_path):
         store.ensure_schema()
         store.ensure_schema()
         assert indexes(store) == set(ddl.SKIP_INDEXES) and mutations(store) == []
+
+
+def comments(store: WarmStore) -> dict[str, str]:
+    return {row["name"]: row["comment"] for row in store.backend.query_arrow(
+        "SELECT name, comment FROM system.columns WHERE table = 'jobs_archive'").to_pylist()}
+
+
+def table_comment(store: WarmStore) -> str:
+    shown = store.backend.query_arrow("SELECT comment FROM system.tables WHERE name = 'jobs_archive'")
+    return shown.column(0)[0].as_py()
+
+
+def alters(store: WarmStore) -> list[str]:
+    """From now on, each ALTER of jobs_archive the store's backend runs (a comment is no mutation to find)."""
+    seen: list[str] = []
+    execute = store.backend.execute
+
+    def recording(sql: str, settings: dict[str, object] | None = None) -> None:
+        if sql.startswith("ALTER TABLE jobs_archive"):
+            seen.append(sql)
+        execute(sql, settings)
+
+    store.backend.execute = recording  # type: ignore[method-assign]
+    return seen
+
+
+def rows(store: WarmStore) -> dict:
+    return store.backend.query_arrow("SELECT count() AS n, sum(cityHash64(job_id, queue, enqueue_time, outcome, "
+                                     "trace_id)) AS h FROM jobs_archive").to_pylist()[0]
+
+
+def test_a_first_release_store_gets_the_comments_on_open_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "warm"
+    first_release_store(path)
+    with WarmStore(open_backend(f"chdb://{path}"), TTL) as store:
+        assert set(comments(store).values()) == {""} and table_comment(store) == ""
+        before = rows(store)
+        store.ensure_schema()
+        assert comments(store) == FIELD_DOCS and table_comment(store) == ddl.JOBS_ARCHIVE_COMMENT
+        assert rows(store) == before and before["n"] == ROWS
+        assert not [m for m in mutations(store) if "COMMENT" in m["command"]]  # metadata only
+
+        # A description changed in a later version: only that column is altered.
+        store.backend.execute("ALTER TABLE jobs_archive COMMENT COLUMN queue 'an older description'")
+        seen = alters(store)
+        store.ensure_schema()
+        assert seen == [f"ALTER TABLE jobs_archive COMMENT COLUMN queue {sql_string(FIELD_DOCS['queue'])}"]
+
+    with WarmStore(open_backend(f"chdb://{path}"), TTL) as store:
+        seen = alters(store)
+        store.ensure_schema()
+        assert seen == [] and comments(store) == FIELD_DOCS and rows(store) == before
+
+
+def test_a_new_store_has_the_comments_and_a_second_open_alters_nothing(tmp_path):
+    path = tmp_path / "warm"
+    with WarmStore(open_backend(f"chdb://{path}"), TTL) as store:
+        seen = alters(store)
+        store.ensure_schema()
+        assert seen == [] and comments(store) == FIELD_DOCS and table_comment(store) == ddl.JOBS_ARCHIVE_COMMENT
+    with WarmStore(open_backend(f"chdb://{path}"), TTL) as store:
+        seen = alters(store)
+        store.ensure_schema()
+        assert seen == []
+
+
+def test_the_catalog_describes_the_columns_of_both_tiers_and_the_federated_table(tmp_path):
+    """The views hold no comments of their own: the catalog gives theirs from jobs_archive."""
+    with WarmStore(open_backend(f"chdb://{tmp_path / 'warm'}"), TTL) as store:
+        store.ensure_schema()
+        federation.install(store.backend, federation.ColdSource(f"{tmp_path}/cold/jobs/", "file"), store.ttl_days)
+        tables = {table.name: table for table in store.backend.catalog().tables}
+        stored = {name: doc for name, doc in FIELD_DOCS.items() if name != "created_date"}  # MATERIALIZED: not in views
+        assert {c.name: c.comment for c in tables["jobs_archive"].columns} == FIELD_DOCS
+        assert tables["jobs_archive"].comment == ddl.JOBS_ARCHIVE_COMMENT
+        for view in ("jobs", "jobs_cold"):
+            assert {c.name: c.comment for c in tables[view].columns} == stored, view

@@ -94,13 +94,16 @@ class Table:
 
 @dataclass(frozen=True)
 class Catalog:
-    """What completion and a schema browser need: the database's tables, the engine's functions and
-    keywords (an engine too old to list its keywords gives none), and the query templates' names."""
+    """What completion and a schema browser need: the database's tables, the engine's functions, keywords
+    and data types (an engine too old to list its keywords gives none), and the query templates' names.
+    ``types`` holds each type's name as the engine spells it, plus the lower-case spelling of those it
+    reads in any case (``datetime64``): a highlighter tells case-insensitive types by that pair."""
 
     tables: tuple[Table, ...]
     functions: frozenset[str] = field(default_factory=frozenset)
     aggregate_functions: frozenset[str] = field(default_factory=frozenset)
     keywords: frozenset[str] = field(default_factory=frozenset)
+    types: frozenset[str] = field(default_factory=frozenset)
     templates: tuple[str, ...] = ()
 
     def table(self, name: str) -> Table | None:

@@ -110,6 +110,7 @@ def catalog_to_wire(catalog: Catalog) -> dict[str, Any]:
         "functions": sorted(catalog.functions),
         "aggregate_functions": sorted(catalog.aggregate_functions),
         "keywords": sorted(catalog.keywords),
+        "types": sorted(catalog.types),
     }
 
 
@@ -120,4 +121,5 @@ def catalog_from_wire(data: dict[str, Any]) -> Catalog:
         functions=frozenset(data["functions"]),
         aggregate_functions=frozenset(data["aggregate_functions"]),
         keywords=frozenset(data["keywords"]),
+        types=frozenset(data.get("types", [])),  # an owner from before types were on the wire sends none
     )

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-from exporter.record import OUTCOMES
+from exporter.engine.sql import sql_string
+from exporter.record import FIELD_DOCS, OUTCOMES
 
 DEDUP_WINDOW = 10_000  # recent insert blocks remembered for insert_deduplication_token
 DEDUP_SETTING = f"non_replicated_deduplication_window = {DEDUP_WINDOW}"
@@ -54,6 +55,20 @@ def _codec(column: str) -> str:
     return f"CODEC({CODECS[column]})"
 
 
+# The table's comment; its columns' are record.FIELD_DOCS. A store made before them gets both from
+# WarmStore.ensure_schema (metadata only: no part is rewritten).
+JOBS_ARCHIVE_COMMENT = "the warm tier: one row per finished job attempt, kept for retention.clickhouse_ttl"
+
+
+def _comment(column: str) -> str:
+    return f"COMMENT {sql_string(FIELD_DOCS[column])}"
+
+
+def _stored(column: str) -> str:
+    """A column's comment and codec, in the order ClickHouse's column declaration takes them."""
+    return f"{_comment(column)} {_codec(column)}"
+
+
 def _index_clauses() -> str:
     return ",\n    ".join(f"INDEX {name} {definition}" for name, definition in SKIP_INDEXES.items())
 
@@ -70,28 +85,28 @@ def backstop_ttl(ttl_days: int) -> str:
 def jobs_archive(ttl_days: int) -> str:
     return f"""
 CREATE TABLE IF NOT EXISTS jobs_archive (
-    job_id String {_codec('job_id')},
-    queue LowCardinality(String) {_codec('queue')},
-    tenant_id LowCardinality(String) {_codec('tenant_id')},
-    priority Int8 {_codec('priority')},
-    enqueue_time DateTime64(3, 'UTC') {_codec('enqueue_time')},
-    start_time Nullable(DateTime64(3, 'UTC')) {_codec('start_time')},
-    end_time Nullable(DateTime64(3, 'UTC')) {_codec('end_time')},
-    outcome {_OUTCOME_ENUM} {_codec('outcome')},
-    retries UInt16 {_codec('retries')},
-    error_type LowCardinality(String) {_codec('error_type')},
-    error_msg String {_codec('error_msg')},
-    worker_id LowCardinality(String) {_codec('worker_id')},
-    worker_version LowCardinality(String) {_codec('worker_version')},
-    payload_size UInt32 {_codec('payload_size')},
-    payload_hash String {_codec('payload_hash')},
-    payload_sample Nullable(String) {_codec('payload_sample')},
-    trace_id String {_codec('trace_id')},
-    span_id String {_codec('span_id')},
-    correlation_id String {_codec('correlation_id')},
-    tags Map(String, String) {_codec('tags')},
-    created_date Date MATERIALIZED toDate(enqueue_time),
-    schema_version LowCardinality(String) {_codec('schema_version')},
+    job_id String {_stored('job_id')},
+    queue LowCardinality(String) {_stored('queue')},
+    tenant_id LowCardinality(String) {_stored('tenant_id')},
+    priority Int8 {_stored('priority')},
+    enqueue_time DateTime64(3, 'UTC') {_stored('enqueue_time')},
+    start_time Nullable(DateTime64(3, 'UTC')) {_stored('start_time')},
+    end_time Nullable(DateTime64(3, 'UTC')) {_stored('end_time')},
+    outcome {_OUTCOME_ENUM} {_stored('outcome')},
+    retries UInt16 {_stored('retries')},
+    error_type LowCardinality(String) {_stored('error_type')},
+    error_msg String {_stored('error_msg')},
+    worker_id LowCardinality(String) {_stored('worker_id')},
+    worker_version LowCardinality(String) {_stored('worker_version')},
+    payload_size UInt32 {_stored('payload_size')},
+    payload_hash String {_stored('payload_hash')},
+    payload_sample Nullable(String) {_stored('payload_sample')},
+    trace_id String {_stored('trace_id')},
+    span_id String {_stored('span_id')},
+    correlation_id String {_stored('correlation_id')},
+    tags Map(String, String) {_stored('tags')},
+    created_date Date MATERIALIZED toDate(enqueue_time) {_comment('created_date')},
+    schema_version LowCardinality(String) {_stored('schema_version')},
     {_index_clauses()}
 ) ENGINE = MergeTree()
 PARTITION BY created_date
@@ -99,6 +114,7 @@ ORDER BY (queue, enqueue_time, job_id)
 TTL {backstop_ttl(ttl_days)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1,
     {DEDUP_SETTING}
+COMMENT {sql_string(JOBS_ARCHIVE_COMMENT)}
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -10,9 +11,18 @@ import pyarrow as pa
 
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
-from exporter.errors import ArchivesError
-from exporter.record import with_stored_times
-from exporter.tiers.ddl import CODECS, DEDUP_SETTING, SKIP_INDEXES, VIEWS, backstop_ttl, inner_table, warm_schema
+from exporter.errors import ArchivesError, QueryError
+from exporter.record import FIELD_DOCS, with_stored_times
+from exporter.tiers.ddl import (
+    CODECS,
+    DEDUP_SETTING,
+    JOBS_ARCHIVE_COMMENT,
+    SKIP_INDEXES,
+    VIEWS,
+    backstop_ttl,
+    inner_table,
+    warm_schema,
+)
 from exporter.tiers.partitions import DAY_US, split_by_time
 
 # DateTime64 and Map (the seed's schema) are generally available from ClickHouse 21.8 on.
@@ -62,6 +72,7 @@ class WarmStore:
         self._add_missing_indexes()
         self._keep_the_ttl_a_backstop()
         self._use_the_codecs()
+        self._describe_the_columns()
 
     def _check_version(self) -> None:
         """Refuse, in one sentence, a server too old for the schema (Debian's 18.16 fails at the first
@@ -130,6 +141,28 @@ class WarmStore:
         for column, codec in CODECS.items():
             if found.get(column) != f"CODEC({codec})":  # as the engine shows it: Delta(8), not Delta
                 self.backend.execute(f"ALTER TABLE {self.table} MODIFY COLUMN {column} CODEC({codec})")
+
+    def _describe_the_columns(self) -> None:
+        """Give a table made by an earlier version the comments the schema browser shows (``FIELD_DOCS``,
+        ``JOBS_ARCHIVE_COMMENT``), and keep them in step when a description changes.
+
+        Only a comment that differs is set, in one ALTER: a metadata change, no mutation, no part rewritten;
+        an up-to-date store is not altered at all. A server without ALTER ... MODIFY COMMENT (added after
+        21.8) keeps the table's comment it has; the columns' it takes on every supported version.
+        """
+        found = {row["name"]: row["comment"] for row in self.backend.query_arrow(
+            "SELECT name, comment FROM system.columns WHERE database = currentDatabase() AND "
+            f"table = '{self.table}'").to_pylist()}
+        changes = [f"COMMENT COLUMN {column} {sql_string(doc)}" for column, doc in FIELD_DOCS.items()
+                   if found.get(column) != doc]
+        if changes:
+            self.backend.execute(f"ALTER TABLE {self.table} " + ", ".join(changes))
+        shown = self.backend.query_arrow(
+            "SELECT comment FROM system.tables WHERE database = currentDatabase() AND "
+            f"name = '{self.table}'").column(0)[0].as_py()
+        if shown != JOBS_ARCHIVE_COMMENT:
+            with contextlib.suppress(QueryError):  # a comment is not worth refusing an older server over
+                self.backend.execute(f"ALTER TABLE {self.table} MODIFY COMMENT {sql_string(JOBS_ARCHIVE_COMMENT)}")
 
     def days(self) -> list[tuple[str, int, int]]:
         """The table's partitions (UTC days, 'YYYY-MM-DD') with their rows and bytes, oldest first."""
