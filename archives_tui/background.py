@@ -6,6 +6,7 @@ Nothing here touches a widget: the app reads ``snapshot()`` from a worker thread
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -14,15 +15,20 @@ from dataclasses import dataclass, field
 
 from archives_tui.figures import read_figures
 from exporter import runtime
-from exporter.config import Config
-from exporter.maintenance.retention import RetentionManager
+from exporter.config import SECTIONS, Config
+from exporter.maintenance.retention import TIERS, RetentionManager, RetentionRun
 from exporter.maintenance.schedule import RetentionSchedule
 from exporter.pipeline import ExportPipeline
 from exporter.seed import synthetic_completions
 from exporter.status import stream_status
+from exporter.tiers import federation
+from exporter.transforms import PayloadSampler, PIIRedactor
+from exporter.units import format_duration
 
 log = logging.getLogger(__name__)
 COLD_EVERY = 30.0  # seconds between reads of the cold tier's size: it lists every file
+SAID_APART = {"payload_sampling_rate", "payload_max_size", "pii_redaction_enabled", "compression_codec", "interval",
+              "clickhouse_ttl"}  # retention keys apply_config reports one by one; the rest as "the policy"
 
 
 @dataclass
@@ -38,6 +44,7 @@ class Snapshot:
     last_retention: dict | None = None
     events: list[str] = field(default_factory=list)
     figures: dict = field(default_factory=dict)  # archives_tui.figures, by name
+    breakers: dict = field(default_factory=dict)  # each sink's circuit breaker: closed, open or half-open
 
 
 class EventLog(logging.Handler):
@@ -99,6 +106,32 @@ class DemoProducer:
             client.close()
 
 
+class LiveRetentionManager(RetentionManager):
+    """The dashboard's retention manager, whose policy the Config panel may change while it runs.
+
+    A changed warm window is used at once (by inserts and by the next run's drops); the table's TTL
+    backstop and the federated views (DDL) are moved by the next run that applies the policy, from the
+    thread that runs it, so a save never waits on the engine.
+    """
+
+    warm_window_moved = False  # set by Background.apply_config; the next applying run does the DDL
+
+    def apply(self, tiers: tuple[str, ...] = TIERS, dry_run: bool = False) -> RetentionRun:
+        if self.warm_window_moved and not dry_run and self.warm is not None:
+            self.warm_window_moved = False
+            try:
+                self.warm._keep_the_ttl_a_backstop()
+                if runtime.serves_federation(self.config):
+                    url = self.cold.url if self.cold is not None else runtime.cold_url(self.config)
+                    federation.install(self.warm.backend, federation.cold_source(self.config.cold, url),
+                                       self.warm.ttl_days)
+                log.info("the warm window is now %d days: table TTL and federated views moved", self.warm.ttl_days)
+            except Exception as exc:  # the warm tier down: the next run tries again
+                self.warm_window_moved = True
+                log.warning("cannot move the warm window's table TTL yet: %s", runtime.describe(exc))
+        return super().apply(tiers, dry_run)
+
+
 class Background:
     """The exporter and the retention schedule of one dashboard, over the parts the config names."""
 
@@ -109,7 +142,8 @@ class Background:
         self.archive = runtime.Archive.open(config)
         self.pipeline = ExportPipeline(config, self.archive.redis, self.archive.warm, self.archive.cold,
                                        runtime.consumer_name(config))
-        self.manager = RetentionManager(config, self.archive.redis, warm=self.archive.warm, cold=self.archive.cold)
+        self.manager = LiveRetentionManager(config, self.archive.redis, warm=self.archive.warm,
+                                            cold=self.archive.cold)
         self.schedule = RetentionSchedule(self.manager, config.retention.interval)
         self.demo = DemoProducer(config) if demo else None
         self._exporter = threading.Thread(target=self._export, name="archives-exporter", daemon=True)
@@ -118,6 +152,7 @@ class Background:
         self._cold: dict = {}
         self._cold_at = 0.0
         self.exporter_error: str | None = None
+        self._applying = threading.Lock()  # one apply_config at a time
 
     def start(self) -> None:
         log.info("exporting %s as %s", self.config.pipeline.stream_key, runtime.consumer_name(self.config))
@@ -147,7 +182,8 @@ class Background:
         if self._last is not None and now > self._last[0]:
             self._rates.append(max(0.0, (metrics["archived"] - self._last[1]) / (now - self._last[0])))
         self._last = (now, metrics["archived"])
-        shot = Snapshot(now, metrics, rates=list(self._rates), events=list(self.events.lines)[-30:])
+        shot = Snapshot(now, metrics, rates=list(self._rates), events=list(self.events.lines)[-30:],
+                        breakers={name: breaker.state for name, breaker in self.pipeline.breakers.items()})
         try:
             shot.stream = stream_status(self.archive.redis, self.config)
         except Exception as exc:
@@ -177,6 +213,54 @@ class Background:
         except Exception as exc:
             return {"down": runtime.describe(exc)}
         return {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files)}
+
+    def apply_config(self, new: Config) -> list[str]:
+        """Put what is safe to change while running into effect, and say what did and what needs a restart.
+
+        The whole retention section is live: the exporter's workers read ``pipeline.sampler`` and
+        ``pipeline.redactor`` once per batch, so replacing them (one atomic assignment each) takes effect
+        from the next batch, never within one; the retention manager reads its config at each run; the
+        schedule's wait is measured again. Every other section was read when the parts were opened.
+        """
+        with self._applying:
+            old = self.config
+            live = dataclasses.replace(old, retention=new.retention, source=new.source)
+            before, after = old.retention, new.retention
+            changed = [f.name for f in dataclasses.fields(after) if getattr(before, f.name) != getattr(after, f.name)]
+            said = []
+            if {"payload_sampling_rate", "payload_max_size"} & set(changed):
+                self.pipeline.sampler = PayloadSampler(after.payload_sampling_rate, after.payload_max_size)
+                said.append(f"Payload sampling now keeps {after.payload_sampling_rate:g} of the samples (up to "
+                            f"{after.payload_max_size:,} bytes each), from the exporter's next batch.")
+            if "pii_redaction_enabled" in changed:
+                self.pipeline.redactor = PIIRedactor() if after.pii_redaction_enabled else None
+                said.append("PII redaction of samples is now " + ("on" if after.pii_redaction_enabled else "off")
+                            + ", from the exporter's next batch.")
+            if "compression_codec" in changed:
+                self.archive.cold.codec = None if after.compression_codec == "NONE" else after.compression_codec.lower()
+                said.append(f"New Parquet files are written with {after.compression_codec}.")
+            days = max(1, int(after.clickhouse_ttl // 86400))
+            if days != self.archive.warm.ttl_days:
+                self.archive.warm.ttl_days = days
+                self.manager.warm_window_moved = True
+                said.append(f"The warm window is now {days} days for new rows and retention; the ClickHouse table's "
+                            "TTL and the federated views move at the next retention run (R, then a applies it now).")
+            elif "clickhouse_ttl" in changed:
+                said.append(f"The warm window stays {days} days: it counts whole days.")
+            self.manager.config = live
+            self.config = live
+            if "interval" in changed:
+                self.schedule.set_interval(after.interval)
+                said.append(f"Retention now runs every {format_duration(after.interval)}.")
+            policy = [name for name in changed if name not in SAID_APART]
+            if policy:
+                said.append(f"The retention policy ({', '.join(policy)}) applies from the next retention run.")
+            restart = [f"{section}.{f.name}" for section in SECTIONS if section != "retention"
+                       for f in dataclasses.fields(getattr(new, section))
+                       if getattr(getattr(old, section), f.name) != getattr(getattr(new, section), f.name)]
+            if restart:
+                said.append(f"Needs a restart of the dashboard to take effect: {', '.join(restart)}.")
+            return said or ["Nothing to apply: the running settings already match."]
 
     def stop(self) -> None:
         """Stop producing, finish the batches in hand (or leave them pending), close every part."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from exporter.maintenance.retention import RetentionManager
 
@@ -20,6 +21,7 @@ class RetentionSchedule:
     def __init__(self, manager: RetentionManager, interval: float, first_after: float = 60.0) -> None:
         self.manager, self.interval, self.first_after = manager, interval, first_after
         self._stop = threading.Event()
+        self._changed = threading.Event()  # the interval changed: the wait in progress is measured again
         self._thread = threading.Thread(target=self._loop, name="archives-retention", daemon=True)
 
     def start(self) -> None:
@@ -27,17 +29,31 @@ class RetentionSchedule:
 
     def stop(self) -> None:
         self._stop.set()
+        self._changed.set()
         self._thread.join(timeout=5)
 
+    def set_interval(self, interval: float) -> None:
+        """Use ``interval`` from now on, also for the wait in progress (counted from the last run), so a
+        shorter interval does not first sit out the old one (called from another thread)."""
+        self.interval = interval
+        self._changed.set()
+
     def _loop(self) -> None:
-        wait = self.first_after
-        while not self._stop.wait(wait):
-            wait = self.interval
+        since, first = time.monotonic(), True
+        while not self._stop.is_set():
+            remaining = since + (self.first_after if first else self.interval) - time.monotonic()
+            if remaining > 0:
+                self._changed.wait(remaining)
+                self._changed.clear()
+                continue
+            first = False
             try:
                 run = self.manager.apply()
             except Exception as exc:  # a part down: the next run comes on time
                 log.warning("retention run failed: %s", exc)
                 continue
+            finally:
+                since = time.monotonic()
             if run.skipped:
                 log.info("retention run skipped: %s", run.skipped)
             for report in run.tiers:
