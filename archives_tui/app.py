@@ -1,6 +1,8 @@
 """`archives tui`: the dashboard. One widget tree for every width: the screen's breakpoint class decides
 what shows (three panels at >= 120 columns, status cards over the query at 81-119, tabs at <= 80),
-so resizing never rebuilds a widget and the editor, results and cursor stay as they were.
+so resizing never rebuilds a widget and the editor, results and cursor stay as they were. Retention
+and Config are tabs in the narrow layout; in the others they take the query's place while brought
+forward (R, C, F2), until F3 brings the query back.
 
 The exporter and the retention schedule run in threads (``background``); status is read in a worker
 every refresh; a query runs in an ``Execution`` (its own thread, cancellable) that a worker waits on.
@@ -18,13 +20,16 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, OptionList, Tab, Tabs, TextArea, Tree
+from textual.widgets import Footer, OptionList, Tab, Tabs, TextArea, Tree
 
 from archives_tui.background import Background, Snapshot
+from archives_tui.config_panel import ConfigPanel
 from archives_tui.figures import FIGURES
-from archives_tui.panels import QueryPanel, SchemaPanel, StatusPanel
-from archives_tui.retention_screen import RetentionScreen
+from archives_tui.panels import QueryPanel, ResultGrid
+from archives_tui.retention_panel import RetentionPanel
+from archives_tui.schema_panel import SchemaPanel
 from archives_tui.screens import CellScreen, DeadLettersScreen, ExportScreen, HistoryScreen, NameScreen
+from archives_tui.status_panel import StatusPanel
 from archives_tui.theming import load_themes
 from exporter.config import Config
 from exporter.embedded import data_dir
@@ -35,39 +40,46 @@ from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
 from exporter.query.templates import available, catalog, render
 
-PANELS = ("status", "query", "schema")
+PANELS = ("status", "query", "schema", "retention", "config")  # the narrow layout's tabs, in order
+ASIDE = ("retention", "config")  # wide and medium: shown in the query's place while brought forward
 REFRESH_SECONDS = 2.0
 
 
 class ArchivesApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses elsewhere find it too
     TITLE = "Archives"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (81, "-medium"), (120, "-wide")]
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("f5", "run", "Run", priority=True),
         Binding("ctrl+j", "run", "Run", show=False, priority=True),
-        Binding("escape", "cancel", "Cancel", show=False),
-        Binding("ctrl+a", "select_all", show=False, priority=True),
+        Binding("escape", "cancel", "Cancel the query, or leave the editor", show=False),
+        Binding("ctrl+a", "select_all", "Select all", show=False, priority=True),
         Binding("f6", "explain", "Explain", priority=True),
         Binding("f8", "format", "Format", show=False, priority=True),
-        Binding("r", "retention", "Retention", show=False),
+        Binding("r", "from_status('retention')", "Retention", show=False),
+        Binding("c", "from_status('config')", "Config", show=False),
         Binding("d", "dead_letters", "Dead letters", show=False),
         Binding("o", "open_figure", "Open the figure's rows", show=False),
         Binding("v", "chart", "Chart", show=False),
         Binding("f7", "favorite", "Favorite", show=False, priority=True),
         Binding("ctrl+e", "export", "Export", show=False, priority=True),
         Binding("shift+f7", "history", "History", show=False),
-        Binding("ctrl+up", "recall(1)", show=False, priority=True),
-        Binding("ctrl+down", "recall(-1)", show=False, priority=True),
+        Binding("ctrl+up", "recall(1)", "Previous query", show=False, priority=True),
+        Binding("ctrl+down", "recall(-1)", "Next query", show=False, priority=True),
         Binding("f1", "show_help_panel", "Help"),
+        Binding("question_mark", "show_help_panel", "Help", show=False),
+        Binding("f2", "show_panel('config')", "Config"),
+        Binding("f9", "toggle_sides", "Full width", show=False),
+        Binding("f10", "command_palette", "Menu (every action)", show=False),
+        Binding("tab", "next_panel(1)", "Next panel", show=False, priority=True),
+        Binding("shift+tab", "next_panel(-1)", "Previous panel", show=False, priority=True),
         Binding("y", "copy('cell')", "Copy cell", show=False),
         Binding("Y", "copy('row')", "Copy row", show=False),
         Binding("f3", "show_panel('query')", "Query"),
         Binding("f4", "show_panel('schema')", "Schema"),
         Binding("ctrl+r", "refresh_status", "Refresh", show=False),
-        Binding("alt+1", "show_panel('status')", show=False),
-        Binding("alt+2", "show_panel('query')", show=False),
-        Binding("alt+3", "show_panel('schema')", show=False),
+        *(Binding(f"{modifier}+{i}", f"show_panel('{name}')", name.title(), show=False)
+          for modifier in ("ctrl", "alt") for i, name in enumerate(PANELS, 1)),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -90,10 +102,13 @@ class ArchivesApp(App):
         with Container(id="panels"):
             yield StatusPanel(id="status", classes="-active")
             yield QueryPanel(id="query")
+            yield RetentionPanel(id="retention")  # in the query's column when brought forward
+            yield ConfigPanel(id="config")
             yield SchemaPanel(id="schema")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(QueryPanel).grid_rows = self.config.ui.grid_rows
         self.start_background()
         self.set_interval(REFRESH_SECONDS, self.action_refresh_status)
 
@@ -125,28 +140,60 @@ class ArchivesApp(App):
         self.call_from_thread(self._show_status, shot)
 
     def _show_status(self, shot: Snapshot) -> None:
-        self.query_one(StatusPanel).show(shot)
+        self.query_one(StatusPanel).show(shot, self.config.retention)
 
     @work(thread=True, exclusive=True, group="schema")
     def load_schema(self) -> None:
         own = self.config.query.templates
         found = catalog(self.background.backend, own)
-        self.call_from_thread(self.query_one(SchemaPanel).show, found, available(own))
+        try:
+            held = {row["v"]: row["n"] for row in self.background.backend.query_arrow(
+                "SELECT schema_version AS v, count() AS n FROM jobs_archive GROUP BY v").to_pylist()}
+        except Exception:  # the versions are a detail; the tables and templates still show
+            held = None
+        self.call_from_thread(self.query_one(SchemaPanel).show, found, available(own),
+                              self.background.pipeline.registry, held)
+        self.call_from_thread(self.query_one("#editor").use_catalog, found, available(own))  # SqlEditor
 
     # -- layout ----------------------------------------------------------------------------------
 
     def action_show_panel(self, name: str) -> None:
         """Bring a panel forward: in tabs, switch to it; in every layout, focus it."""
         self.query_one("#tabs", Tabs).active = f"tab-{name}"
-        if name == "query":
-            self.query_one("#editor", TextArea).focus()
-        elif name == "schema":
-            self.query_one("#schema-tree", Tree).focus()
+        self._activate(name)
+        target = {"query": "#editor", "schema": "#schema-tree", "status": "#status-figures"}.get(name, f"#{name}")
+        self.query_one(target).focus()
+        if name == "retention":
+            self.query_one(RetentionPanel).action_load()
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
-        name = event.tab.id.removeprefix("tab-")
-        for panel in self.query_one("#panels").children:
+        self._activate(event.tab.id.removeprefix("tab-"))
+
+    def _activate(self, name: str) -> None:
+        """Mark the panel the narrow layout shows; an aside panel takes the query's place elsewhere."""
+        panels = self.query_one("#panels")
+        for panel in panels.children:
             panel.set_class(panel.id == name, "-active")
+        if name in ASIDE or name == "query":
+            panels.set_class(name in ASIDE, "-aside")
+
+    def action_next_panel(self, step: int) -> None:
+        """Tab / Shift+Tab: the next / previous panel on screen (a tab in the narrow layout)."""
+        shown = [p.id for p in self.query_one("#panels").children if p.display]
+        if self.screen.has_class("-narrow"):
+            shown = list(PANELS)
+        here = next((p.id for p in self.query_one("#panels").children
+                     if self.focused is not None and (self.focused is p or p in self.focused.ancestors)), None)
+        i = shown.index(here) if here in shown else -1
+        self.action_show_panel(shown[(i + step) % len(shown)])
+
+    def action_from_status(self, name: str) -> None:
+        """R / C in the status panel: the Retention or Config panel."""
+        self.action_show_panel(name)
+
+    def action_toggle_sides(self) -> None:
+        """F9: the editor and results full width, or the side panels back."""
+        self.query_one("#panels").toggle_class("-full")
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -180,16 +227,19 @@ class ArchivesApp(App):
             result = f"{type(exc).__name__}: {exc}"
         self.call_from_thread(self._show_result, result)
 
-    def _show_result(self, result: QueryResult | str) -> None:
+    async def _show_result(self, result: QueryResult | str) -> None:
         panel = self.query_one(QueryPanel)
-        panel.failed(result) if isinstance(result, str) else panel.show(result)
+        if isinstance(result, str):
+            panel.failed(result)
+        else:
+            await panel.show(result)
 
     def action_cancel(self) -> None:
         """Esc: cancel the running query; else leave the editor for the results."""
         if self.execution is not None and not self.execution.done:
             self.run_worker(self.execution.cancel, thread=True, group="cancel")
         elif isinstance(self.focused, TextArea):
-            self.query_one("#results", DataTable).focus()
+            self.query_one("#results", ResultGrid).focus()
 
     def action_select_all(self) -> None:
         self.query_one("#editor", TextArea).select_all()
@@ -297,30 +347,28 @@ class ArchivesApp(App):
 
     def action_copy(self, what: str) -> None:
         """y / Y in the results: the cell under the cursor, or its row as tab-separated values (OSC 52)."""
-        grid, panel = self.query_one("#results", DataTable), self.query_one(QueryPanel)
+        grid, panel = self.query_one("#results", ResultGrid), self.query_one(QueryPanel)
         row, column = grid.cursor_coordinate
         if what == "cell":
             text = panel.cell(row, column)[1]
         else:
-            text = "\t".join(panel.cell(row, c)[1] for c in range(len(grid.columns)))
+            text = "\t".join(panel.cell(row, c)[1] for c in range(grid.column_count))
         self.copy_to_clipboard(text)
         self.notify(f"copied the {what}")
 
-    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+    def on_data_table_cell_selected(self, event: ResultGrid.CellSelected) -> None:
         """Enter on a result cell: the whole value, with y to copy it."""
+        if event.data_table.id != "results":
+            return
         column, value = self.query_one(QueryPanel).cell(event.coordinate.row, event.coordinate.column)
         self.push_screen(CellScreen(column, value))
 
-    def action_retention(self) -> None:
-        """R: the retention view, from the status panel (elsewhere R is a letter to type)."""
-        if self.background is not None:
-            self.push_screen(RetentionScreen(self.background.manager))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every action in the command palette (Ctrl+P), for keys a terminal swallows."""
         yield from super().get_system_commands(screen)
-        for name in PANELS:  # the narrow layout's tabs, where Alt+digit does not reach the app
-            yield SystemCommand(f"Show {name.title()}", f"the {name} panel (a tab at 80 columns or fewer)",
+        for i, name in enumerate(PANELS[:3], 1):  # where neither Ctrl+digit nor Alt+digit reaches the app
+            yield SystemCommand(f"Show {name.title()}", f"Alt+{i}: the {name} panel (a tab at 80 columns or fewer)",
                                 lambda name=name: self.action_show_panel(name))
         yield SystemCommand("Run the statement", "F5 or Ctrl+J: the statement under the cursor", self.action_run)
         yield SystemCommand("Explain the statement", "F6: the plan, the tiers and the rows to read",
@@ -328,7 +376,11 @@ class ArchivesApp(App):
         yield SystemCommand("Format the statement", "F8: laid out by the engine", self.action_format)
         yield SystemCommand("Cancel the query", "Esc: the engine stops working on it", self.action_cancel)
         yield SystemCommand("Retention", "R in the status panel: policy, tiers, dry run, apply",
-                            self.action_retention)
+                            lambda: self.action_show_panel("retention"))
+        yield SystemCommand("Config", "F2, or C in the status panel: the retention policy and sampling, saved",
+                            lambda: self.action_show_panel("config"))
+        yield SystemCommand("Full width", "F9: the editor and results without the side panels",
+                            self.action_toggle_sides)
         yield SystemCommand("Refresh status", "Ctrl+R", self.action_refresh_status)
         yield SystemCommand("Dead letters", "D in the status panel: what could not be archived, and replay",
                             self.action_dead_letters)
@@ -358,7 +410,9 @@ class ArchivesApp(App):
             self.push_screen(DeadLettersScreen(self.background.archive.redis, self.config.pipeline.stream_key))
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("retention", "dead_letters"):
+        if action == "next_panel":  # in the editor Tab indents (or accepts a completion); modals keep theirs
+            return self.screen is self.screen_stack[0] and not isinstance(self.focused, TextArea)
+        if action in ("dead_letters", "from_status"):  # letters elsewhere: typed, or another panel's keys
             return self.focused is None or isinstance(self.focused, StatusPanel) or (
                 self.focused.id == "status-figures")
         if action == "open_figure":
@@ -368,7 +422,7 @@ class ArchivesApp(App):
         if action == "chart":
             return self.focused is not None and self.focused.id in ("results", "chart")
         if action == "copy":
-            return isinstance(self.focused, DataTable) and self.query_one("#results", DataTable).row_count > 0
+            return isinstance(self.focused, ResultGrid) and self.focused.row_count > 0
         return True
 
     def on_tree_node_selected(self, event: Tree.NodeSelected) -> None:

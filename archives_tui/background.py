@@ -120,7 +120,7 @@ class LiveRetentionManager(RetentionManager):
         if self.warm_window_moved and not dry_run and self.warm is not None:
             self.warm_window_moved = False
             try:
-                self.warm._keep_the_ttl_a_backstop()
+                self.warm.keep_the_ttl_a_backstop()
                 if runtime.serves_federation(self.config):
                     url = self.cold.url if self.cold is not None else runtime.cold_url(self.config)
                     federation.install(self.warm.backend, federation.cold_source(self.config.cold, url),

@@ -35,7 +35,7 @@ FIGURES = (
            "WHERE enqueue_time >= toStartOfDay(now())",
            "SELECT queue, count() AS jobs, round(100 * countIf(outcome = 'success') / count(), 1) AS success_pct\n"
            "FROM jobs WHERE enqueue_time >= toStartOfDay(now())\nGROUP BY queue ORDER BY success_pct", "%"),
-    Figure("p95_hour", "p95 duration, last hour",
+    Figure("p95_hour", "p95 time, last hour",
            "SELECT round(quantile(0.95)(dateDiff('millisecond', start_time, end_time))) FROM jobs "
            "WHERE enqueue_time >= now() - INTERVAL 1 HOUR AND start_time IS NOT NULL",
            "SELECT queue, count() AS jobs,\n"

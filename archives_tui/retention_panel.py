@@ -1,5 +1,6 @@
-"""The retention view (R): the policy, each tier's contents and the next run's plan, as `archives
-retention show` prints them; a dry run, then apply after a confirmation. Work runs in workers."""
+"""The Retention panel (R in the status panel, a tab at 80 columns or fewer): the policy, each tier's
+contents and the next run's plan, as `archives retention show` prints them; a dry run, then apply after
+a confirmation. Work runs in workers; the panel reads the app's retention manager when it is shown."""
 
 from __future__ import annotations
 
@@ -9,40 +10,37 @@ from rich.text import Text
 from textual import work
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from archives_tui.retention_view import retention_text, run_text
-from exporter.maintenance.retention import RetentionManager
 from exporter.runtime import describe
 
 
-class RetentionScreen(ModalScreen):
+class RetentionPanel(VerticalScroll, can_focus=True):
+    BORDER_TITLE = "Retention"
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("escape", "dismiss", "Close"),
         Binding("d", "dry_run", "Dry run"),
         Binding("a", "ask", "Apply"),
         Binding("y", "apply", "Yes, apply", show=False),
         Binding("ctrl+r", "load", "Refresh"),
     ]
 
-    def __init__(self, manager: RetentionManager) -> None:
-        super().__init__()
-        self.manager = manager
-        self.asked = False
+    asked = False  # a asked for confirmation; y applies, any other key does not
 
     def compose(self):
-        with VerticalScroll(id="retention-body"):
-            yield Static("reading the policy and every tier ...", id="retention-outcome")
-            yield Static("", id="retention-text")
-        yield Footer()
+        yield Static("the archive is opening ...", id="retention-outcome")
+        yield Static("", id="retention-text")
 
-    def on_mount(self) -> None:
-        self.query_one("#retention-body").border_title = "Retention"
-        self.action_load()
+    @property
+    def manager(self):
+        background = self.app.background
+        return background.manager if background is not None else None
 
     def action_load(self) -> None:
-        self.load(hint=True)
+        """Read the policy and every tier (the app calls this each time the panel is brought forward)."""
+        if self.manager is not None:
+            self._outcome(Text("reading the policy and every tier ...", "dim"))
+            self.load(hint=True)
 
     @work(thread=True, exclusive=True, group="show")
     def load(self, hint: bool = False) -> None:
@@ -52,16 +50,20 @@ class RetentionScreen(ModalScreen):
             text = Text(describe(exc), "red")
         self.app.call_from_thread(self.query_one("#retention-text", Static).update, text)
         if hint:
-            self.app.call_from_thread(self._outcome, Text("d dry run · a apply · Esc close", "dim"))
+            self.app.call_from_thread(self._outcome, Text("d dry run · a apply · Ctrl+R refresh", "dim"))
 
     def _outcome(self, text: Text) -> None:
         self.query_one("#retention-outcome", Static).update(text)
 
     def action_dry_run(self) -> None:
+        if self.manager is None:
+            return
         self._outcome(Text("dry run ...", "yellow"))
         self.run_policy(dry_run=True)
 
     def action_ask(self) -> None:
+        if self.manager is None:
+            return
         self.asked = True
         self._outcome(Text("apply the policy now? y applies, any other key does not", "yellow"))
 

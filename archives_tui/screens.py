@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
@@ -15,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from archives_tui.editor import sql_syntax
 from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
 from exporter.query.history import QueryHistory
 from exporter.query.writers import FORMATS
@@ -82,7 +82,7 @@ class HistoryScreen(ModalScreen[str | None]):
         found.highlighted = 0 if found.option_count else None
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self.query_one("#preview", Static).update(Syntax(self.sqls[event.option_index], "sql", word_wrap=True))
+        self.query_one("#preview", Static).update(sql_syntax(self.sqls[event.option_index], self.app, word_wrap=True))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         found = self.query_one("#found", OptionList)

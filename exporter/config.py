@@ -324,6 +324,8 @@ class UiConfig:
     """The dashboard's look (NO_COLOR in the environment turns colour off whatever the theme)."""
 
     theme: str = _setting("dark", _choice(*THEMES, fold=str.lower), "dashboard theme: dark, light or high-contrast")
+    grid_rows: int = _setting(10_000, _int(1), "rows the results grid holds (it says when a result has more; "
+                                               "Ctrl+E exports them all)")
 
 
 @dataclass(frozen=True)

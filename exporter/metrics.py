@@ -39,6 +39,7 @@ class ExportMetrics:
     last_batch_records: int = 0
     last_batch_seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    sink_errors: dict[str, tuple[float, str]] = field(default_factory=dict)  # the last of each part: when, what
     last_error: str | None = None
     last_error_at: float | None = None
     started_at: float = field(default_factory=time.time)
@@ -55,11 +56,13 @@ class ExportMetrics:
             self.errors[where] = self.errors.get(where, 0) + 1
             self.last_error = redact(f"{where}: {text}")[:500]
             self.last_error_at = time.time()
+            self.sink_errors[where] = (self.last_error_at, redact(text)[:500])
 
     def snapshot(self) -> dict:
         with self._lock:
             data = {k: v for k, v in vars(self).items() if not k.startswith("_")}
             data["errors"] = dict(self.errors)
+            data["sink_errors"] = dict(self.sink_errors)
             return data
 
 

@@ -12,6 +12,7 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Static, TextArea
 
 from archives_tui.app import ArchivesApp
+from archives_tui.panels import QueryPanel, ResultGrid
 from exporter.seed import seed_stream
 
 STREAM, GROUP = "completed_jobs", "archive-exporter"
@@ -31,6 +32,11 @@ def text_of(node, selector: str) -> str:
         return str(node.query_one(selector, Static).render())
     except NoMatches:
         return ""
+
+
+def results(app) -> ResultGrid:
+    """The results grid now (each result mounts a new one)."""
+    return app.query_one("#results", ResultGrid)
 
 
 def visible(app, selector: str) -> bool:
@@ -69,9 +75,8 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
             editor = app.query_one("#editor", TextArea)
             editor.text = "SELECT count() AS n FROM jobs_archive"
             await pilot.press("f5")
-            grid = app.query_one("#results", DataTable)
-            await until(pilot, lambda: grid.row_count == 1)
-            assert str(grid.get_row_at(0)[0]) == "500"
+            await until(pilot, lambda: results(app).row_count == 1)
+            assert results(app).get_row_at(0)[0] == 500
             assert "1 rows in" in text_of(app, "#runbar") and "warm" in text_of(app, "#runbar")
 
             assert all(visible(app, f"#{panel}") for panel in ("status", "query", "schema"))
@@ -82,11 +87,11 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
             await pilot.press("f3")
             await pilot.pause(0.3)
             assert visible(app, "#query") and not visible(app, "#status")
-            assert editor.text == "SELECT count() AS n FROM jobs_archive" and grid.row_count == 1
+            assert editor.text == "SELECT count() AS n FROM jobs_archive" and results(app).row_count == 1
             await pilot.resize_terminal(160, 45)
             await pilot.pause(0.3)
             assert all(visible(app, f"#{panel}") for panel in ("status", "query", "schema"))
-            assert editor.text == "SELECT count() AS n FROM jobs_archive" and grid.row_count == 1
+            assert editor.text == "SELECT count() AS n FROM jobs_archive" and results(app).row_count == 1
 
             editor.text = "SELECT nonsense FROM jobs_archive"
             await pilot.press("f5")
@@ -136,12 +141,13 @@ def test_explain_format_and_the_retention_view(quick, redis_client):
             await until(pilot, lambda: "GROUP BY queue" in editor.text)
             assert editor.text.startswith("select 1 as a;\n") and "SELECT\n    queue,\n    count()" in editor.text
             await pilot.press("f6")
-            grid = app.query_one("#results", DataTable)
-            await until(pilot, lambda: grid.row_count > 3)
-            lines = [str(grid.get_row_at(i)[0]) for i in range(grid.row_count)]
+            await until(pilot, lambda: results(app).row_count > 3)
+            lines = [str(results(app).get_row_at(i)[0]) for i in range(results(app).row_count)]
             assert lines[0] == "tiers: warm" and any("ReadFromMergeTree" in line for line in lines)
 
-            app.action_retention()  # R in the status panel, or the palette's "Retention"
+            app.action_show_panel("status")
+            await pilot.press("r")  # R in the status panel: the Retention panel in the query's place
+            assert visible(app, "#retention") and not visible(app, "#query") and visible(app, "#status")
             await until(pilot, lambda: "policy: Redis keeps" in text_of(app.screen, "#retention-text"))
             await pilot.press("d")
             await until(pilot, lambda: "would remove" in text_of(app.screen, "#retention-outcome"))
@@ -152,7 +158,8 @@ def test_explain_format_and_the_retention_view(quick, redis_client):
             assert app.background.manager.last_run() is None
             await pilot.press("a", "y")
             await until(pilot, lambda: app.background.manager.last_run() is not None)
-            await pilot.press("escape")
+            await pilot.press("f3")  # the query comes back in its place
+            assert visible(app, "#query") and not visible(app, "#retention")
             await pilot.press("ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
 
@@ -167,11 +174,11 @@ def test_history_favorites_and_a_cell_inspected(quick, redis_client):
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 200)
             editor = app.query_one("#editor", TextArea)
-            grid = app.query_one("#results", DataTable)
             for sql in ("SELECT 1 AS one", "SELECT 'a long text value' AS words"):
                 editor.text = sql
                 await pilot.press("f5")
-                await until(pilot, lambda sql=sql: grid.row_count == 1 and sql.split()[-1] in str(grid.columns))
+                await until(pilot, lambda sql=sql: results(app).row_count == 1
+                            and app.query_one(QueryPanel).shown.column_names == [sql.split()[-1]])
             editor.focus()
             await pilot.press("ctrl+up")
             assert editor.text == "SELECT 'a long text value' AS words"
@@ -190,7 +197,7 @@ def test_history_favorites_and_a_cell_inspected(quick, redis_client):
             await pilot.pause(0.3)
             assert editor.text == "SELECT 1 AS one"
 
-            grid.focus()
+            results(app).focus()
             await pilot.press("enter")
             await pilot.pause(0.3)
             assert text_of(app.screen, "Static:last-of-type") == "a long text value"
@@ -254,8 +261,7 @@ def test_a_status_figure_opens_the_rows_behind_it(quick, redis_client):
             figures.focus()
             figures.highlighted = 1
             await pilot.press("o")
-            grid = app.query_one("#results", DataTable)
-            await until(pilot, lambda: grid.row_count == 3)
+            await until(pilot, lambda: results(app).row_count == 3)
             assert "outcome != 'success'" in app.query_one("#editor", TextArea).text
             await pilot.press("ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
@@ -301,23 +307,23 @@ def test_a_time_series_result_is_charted_with_one_key(quick, redis_client):
         app = ArchivesApp(quick)
         async with app.run_test(size=(160, 45)) as pilot:
             await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 600)
-            editor, grid, chart = app.query_one("#editor", TextArea), app.query_one("#results"), app.query_one("#chart")
+            editor, chart = app.query_one("#editor", TextArea), app.query_one("#chart")
             editor.focus()
             await pilot.press("ctrl+a", *"SELECT 'x' AS name, 1 AS n")  # Ctrl+A selects all: typing replaces it
             assert editor.text == "SELECT 'x' AS name, 1 AS n"
             await pilot.press("f5")
-            await until(pilot, lambda: grid.row_count == 1)
-            grid.focus()
+            await until(pilot, lambda: results(app).row_count == 1)
+            results(app).focus()
             await pilot.press("v")  # no time column: said, nothing switched
             await pilot.pause(0.2)
             assert not visible(app, "#chart") and visible(app, "#results")
             editor.text = ("SELECT toStartOfHour(enqueue_time) AS hour, count() AS jobs FROM jobs_archive "
                            "GROUP BY hour ORDER BY hour")
             await pilot.press("f5")
-            await until(pilot, lambda: grid.row_count > 5)
+            await until(pilot, lambda: results(app).row_count > 5)
             editor.focus()
             await pilot.press("escape")  # no query running: Esc leaves the editor for the results
-            assert grid.has_focus
+            assert results(app).has_focus
             await pilot.press("v")
             await pilot.pause(0.3)
             assert visible(app, "#chart") and not visible(app, "#results")
@@ -348,6 +354,39 @@ def test_the_exporter_keeps_exporting_while_a_long_query_runs_and_esc_stops_it(q
             await until(pilot, lambda: app.execution.done, timeout=30)
             await until(pilot, lambda: "cancelled" in text_of(app, "#runbar"))
             await pilot.press("ctrl+q")
+            await until(pilot, lambda: not app.is_running, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def test_panel_keys_tabs_and_full_width(quick):
+    """Ctrl/Alt+digit pick the narrow layout's five tabs; Tab / Shift+Tab walk the panels (in the editor
+    Tab indents); F9 gives the query the whole width; F10 opens the command palette."""
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(70, 30)) as pilot:
+            await until(pilot, lambda: app.background is not None)
+            for key, panel in (("ctrl+4", "#retention"), ("alt+5", "#config"), ("ctrl+1", "#status")):
+                await pilot.press(key)
+                assert visible(app, panel) and not visible(app, "#query"), key
+            await pilot.press("tab")  # status -> query, a tab over
+            assert visible(app, "#query") and isinstance(app.focused, TextArea)
+            before = app.query_one("#editor", TextArea).text
+            await pilot.press("tab")  # in the editor: an indent, not a panel
+            assert app.query_one("#editor", TextArea).text != before and visible(app, "#query")
+            await pilot.press("escape", "shift+tab")  # leave the editor, then back a panel
+            assert visible(app, "#status") and not visible(app, "#query")
+
+            await pilot.resize_terminal(160, 45)
+            await pilot.pause(0.2)
+            await pilot.press("f9")
+            assert visible(app, "#query") and not visible(app, "#status") and not visible(app, "#schema")
+            await pilot.press("f9")
+            assert visible(app, "#status") and visible(app, "#schema")
+            await pilot.press("f10")
+            await pilot.pause(0.2)
+            assert type(app.screen).__name__ == "CommandPalette"
+            await pilot.press("escape", "ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
 
     asyncio.run(scenario())

@@ -70,7 +70,7 @@ class WarmStore:
             self.backend.execute(statement)
         self._give_views_a_dedup_window()
         self._add_missing_indexes()
-        self._keep_the_ttl_a_backstop()
+        self.keep_the_ttl_a_backstop()
         self._use_the_codecs()
         self._describe_the_columns()
 
@@ -118,7 +118,7 @@ class WarmStore:
                 self.backend.execute(f"ALTER TABLE {self.table} MATERIALIZE INDEX {name}",
                                      {"mutations_sync": 0})  # chdb waits by default: 38 s on 10M rows
 
-    def _keep_the_ttl_a_backstop(self) -> None:
+    def keep_the_ttl_a_backstop(self) -> None:
         """Keep the table TTL in step with the config, well beyond the window (see ``backstop_ttl``).
 
         Stores of earlier versions dropped days at the window's edge with no check; a changed
