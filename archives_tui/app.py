@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -22,7 +22,6 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Tab, Tabs, TextArea, Tree
 
-from archives_tui.background import Background, Snapshot
 from archives_tui.config_panel import ConfigPanel
 from archives_tui.figures import FIGURES
 from archives_tui.panels import QueryPanel, ResultGrid
@@ -39,6 +38,9 @@ from exporter.query.explain import explain, pretty
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
 from exporter.query.templates import available, catalog, render
+
+if TYPE_CHECKING:  # the exporter's modules load in the worker that opens the archive, after the first paint
+    from archives_tui.background import Background, Snapshot
 
 PANELS = ("status", "query", "schema", "retention", "config")  # the narrow layout's tabs, in order
 ASIDE = ("retention", "config")  # wide and medium: shown in the query's place while brought forward
@@ -118,10 +120,12 @@ class ArchivesApp(App):
     def start_background(self) -> None:
         """Open the parts and start exporting (slow: chdb, S3) without holding up the first paint."""
         if self.background is None:
+            from archives_tui.background import Background
+
             try:
                 self.background = Background(self.config, self.demo)
             except Exception as exc:  # a part down: the panel says which, the app stays up
-                from exporter.runtime import describe
+                from exporter.redact import describe
 
                 self.call_from_thread(self.notify, describe(exc), title="cannot start", severity="error",
                                       timeout=30)

@@ -18,6 +18,7 @@ from exporter import runtime
 from exporter.config import SECTIONS, Config
 from exporter.maintenance.retention import TIERS, RetentionManager, RetentionRun
 from exporter.maintenance.schedule import RetentionSchedule
+from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
 from exporter.seed import synthetic_completions
 from exporter.status import stream_status
@@ -163,7 +164,8 @@ class Background:
 
     def _export(self) -> None:
         try:
-            self.pipeline.run()
+            with tuned_for_export():
+                self.pipeline.run()
         except Exception as exc:  # shown on the status panel; the dashboard stays up
             self.exporter_error = runtime.describe(exc)
             log.error("the exporter stopped: %s", self.exporter_error)

@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 from exporter.config import Config
 from exporter.config_edit import EMBEDDED, NEW_FILE, ConfigEditError, Saved, check, save, settings, validate
 from exporter.errors import ConfigError
-from exporter.runtime import describe
+from exporter.redact import describe
 
 SECTION = "retention"
 

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from archives_tui.retention_view import retention_text, run_text
-from exporter.runtime import describe
+from exporter.redact import describe
 
 
 class RetentionPanel(VerticalScroll, can_focus=True):

@@ -18,7 +18,7 @@ from archives_tui.editor import sql_syntax
 from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
 from exporter.query.history import QueryHistory
 from exporter.query.writers import FORMATS
-from exporter.runtime import describe
+from exporter.redact import describe
 
 
 class NameScreen(ModalScreen[str | None]):

@@ -9,16 +9,19 @@ It only draws the ``Snapshot`` the app hands it; every Redis, ClickHouse or S3 r
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
-from archives_tui.background import Snapshot
 from archives_tui.figures import FIGURES
 from archives_tui.render import human_size
 from exporter.config import RetentionConfig
+
+if TYPE_CHECKING:
+    from archives_tui.background import Snapshot
 
 STALE_AFTER = 4.0  # seconds: two refreshes; a figure read less often says how old it is
 RECENT_ERROR = 300.0  # seconds: a part that failed this recently is amber, not green

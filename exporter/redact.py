@@ -36,3 +36,10 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception from any part: its message, or its type when it has none, redacted."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    text = " ".join(text.split())[:300]
+    return redact(text) if text else type(exc).__name__

@@ -27,7 +27,7 @@ from exporter.engine.registry import open_backend
 from exporter.engine.wire import socket_path
 from exporter.errors import ArchivesError, BackendUnavailable
 from exporter.query.serve import QueryServer
-from exporter.redact import redact
+from exporter.redact import describe, redact  # describe: runtime.describe for its callers
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
@@ -173,13 +173,6 @@ def serves_federation(config: Config) -> bool:
     """Whether the warm engine can read the cold tier itself: chdb reads local files and S3; a server
     reads S3 (its file() is confined to its own user_files directory)."""
     return clickhouse_url(config).startswith("chdb://") or cold_url(config).startswith("s3://")
-
-
-def describe(exc: BaseException) -> str:
-    """One line for an exception from any part: its message, or its type when it has none, redacted."""
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    text = " ".join(text.split())[:300]
-    return redact(text) if text else type(exc).__name__
 
 
 def serve_queries(config: Config, warm: WarmStore) -> QueryServer | None:
