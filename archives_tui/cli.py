@@ -36,14 +36,11 @@ from exporter.maintenance.retention import TIERS as RETENTION_TIERS
 from exporter.maintenance.retention import RetentionManager
 from exporter.maintenance.schedule import RetentionSchedule
 from exporter.memory import tuned_for_export
-from exporter.pipeline import ExportPipeline
 from exporter.query import templates, writers
 from exporter.query.explain import explain
-from exporter.query.find import find_job
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, QueryResult
 from exporter.redact import RedactingFilter, redact
-from exporter.seed import seed_stream
 from exporter.status import collect
 
 
@@ -190,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_seed(config: Config, args) -> int:
+    from exporter.seed import seed_stream
+
     client = runtime.connect_redis(config)
     started = time.perf_counter()
     seed = args.seed if args.seed is not None else int(time.time())
@@ -214,6 +213,8 @@ def cmd_tui(config: Config, args) -> int:
 
 
 def cmd_export(config: Config, args) -> int:
+    from exporter.pipeline import ExportPipeline  # loaded by the command that exports, not by the dashboard's start
+
     archive = runtime.Archive.open(config)
     pipeline = ExportPipeline(config, archive.redis, archive.warm, archive.cold, runtime.consumer_name(config))
     interrupts = 0
@@ -350,6 +351,8 @@ def _summary(result: QueryResult, elapsed: float, output: str | None, cut_at: in
 
 
 def cmd_find(config: Config, args) -> int:
+    from exporter.query.find import find_job  # it loads the decoder: only this command needs it
+
     client = runtime.connect_redis(config)
     try:
         with runtime.query_backend(config) as backend:
