@@ -58,6 +58,10 @@ def days(seconds: float) -> str:
 class StatusPanel(VerticalScroll):
     BORDER_TITLE = "Archive Status"
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._drawn: dict[str, tuple] = {}  # what each card shows: a card that did not change is not redrawn
+
     def compose(self):
         with Vertical(id="card-export", classes="card"):
             yield OptionList(*(Option(f.label, id=f.name) for f in FIGURES), id="status-figures")
@@ -70,7 +74,9 @@ class StatusPanel(VerticalScroll):
 
     def show(self, shot: Snapshot, policy: RetentionConfig) -> None:
         self._figures(shot)
-        self.query_one("#status-rate", Sparkline).data = shot.rates or [0.0]
+        rates = shot.rates or [0.0]
+        if self.query_one("#status-rate", Sparkline).data != rates:
+            self.query_one("#status-rate", Sparkline).data = rates
         events = Text("Events\n", "bold")
         for line in shot.events[-12:]:
             events.append(line + "\n", "red" if " ERROR " in line else "yellow" if " WARNING " in line else "dim")
@@ -78,7 +84,9 @@ class StatusPanel(VerticalScroll):
                            ("storage", storage_text(shot, policy)), ("retention", retention_text(shot, policy)),
                            ("events", events)):
             text.rstrip()
-            self.query_one(f"#status-{card}", Static).update(text)
+            if self._drawn.get(card) != looks(text):  # a redraw costs a keystroke's worth of time at the P95
+                self._drawn[card] = looks(text)
+                self.query_one(f"#status-{card}", Static).update(text)
 
     def _figures(self, shot: Snapshot) -> None:
         figures = self.query_one("#status-figures", OptionList)
@@ -88,7 +96,15 @@ class StatusPanel(VerticalScroll):
                 value = int(value)
             shown = (Text(value, "red") if isinstance(value, str) else
                      Text("-", "dim") if value is None else Text(f"{value:,}{figure.unit}", "bold"))
-            figures.replace_option_prompt_at_index(i, Text.assemble(f"{figure.label:<{LABEL}}", shown))
+            prompt = Text.assemble(f"{figure.label:<{LABEL}}", shown)
+            if self._drawn.get(figure.name) != looks(prompt):
+                self._drawn[figure.name] = looks(prompt)
+                figures.replace_option_prompt_at_index(i, prompt)
+
+
+def looks(text: Text) -> tuple:
+    """What a Text shows, styles included (Text's own == compares the characters only)."""
+    return text.plain, str(text.style), tuple(text.spans)
 
 
 def export_text(shot: Snapshot) -> Text:
