@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Tab, Tabs, TextArea, Tree
 
 from archives_tui.config_panel import ConfigPanel
+from archives_tui.editor import SqlEditor
 from archives_tui.figures import FIGURES
 from archives_tui.panels import QueryPanel, ResultGrid
 from archives_tui.retention_panel import RetentionPanel
@@ -201,6 +202,12 @@ class ArchivesApp(App):
 
     # -- queries ---------------------------------------------------------------------------------
 
+    def _statement(self) -> str:
+        """The statement a key acts on (F5, F6, F7, F8, Ctrl+E); the completion list closes, as it does
+        for any key the editor sees (these are the app's, so the editor never does)."""
+        self.query_one(SqlEditor).close_completions()
+        return self.query_one(QueryPanel).statement()
+
     def action_run(self) -> None:
         if self.background is None:
             self.notify("the archive is still opening", severity="warning")
@@ -209,7 +216,7 @@ class ArchivesApp(App):
             self.notify("a query is running: Esc cancels it", severity="warning")
             return
         panel = self.query_one(QueryPanel)
-        sql = panel.statement()
+        sql = self._statement()
         if not sql:
             return
         panel.running(sql)
@@ -249,7 +256,7 @@ class ArchivesApp(App):
         self.query_one("#editor", TextArea).select_all()
 
     def action_explain(self) -> None:
-        sql = self.query_one(QueryPanel).statement()
+        sql = self._statement()
         if self.background is not None and sql:
             self.explain_statement(sql)
 
@@ -262,7 +269,7 @@ class ArchivesApp(App):
             self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
 
     def action_format(self) -> None:
-        sql = self.query_one(QueryPanel).statement()
+        sql = self._statement()
         if self.background is not None and sql:
             self.format_statement(sql)
 
@@ -278,7 +285,7 @@ class ArchivesApp(App):
     def action_export(self) -> None:
         """Ctrl+E: the statement's whole result to a file, streamed (no row cap; time and rows-read
         limits hold), written whole or not at all, owner-only."""
-        sql = self.query_one(QueryPanel).statement()
+        sql = self._statement()
         if self.background is None or not sql:
             return
         if self.execution is not None and not self.execution.done:
@@ -321,7 +328,7 @@ class ArchivesApp(App):
 
     def action_favorite(self) -> None:
         """F7: keep the statement under the cursor as a favorite, under a name."""
-        sql = self.query_one(QueryPanel).statement()
+        sql = self._statement()
         if not sql:
             return
 

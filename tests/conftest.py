@@ -96,3 +96,9 @@ def warm(config: Config) -> Iterator[WarmStore]:
 @pytest.fixture
 def cold(config: Config) -> ParquetStore:
     return ParquetStore.open(config.cold, config.cold.url)
+
+
+@pytest.fixture
+def quick(config: Config) -> Config:
+    """The dashboard's tests: batches of 100 flushed every half second, so data shows at once."""
+    return config.replace("pipeline", batch_size=100, min_batch_size=100, flush_interval=0.5)

@@ -8,45 +8,14 @@ import asyncio
 import time
 
 import pytest
-from textual.css.query import NoMatches
-from textual.widgets import DataTable, Static, TextArea
+from textual.widgets import DataTable, TextArea
 
 from archives_tui.app import ArchivesApp
-from archives_tui.panels import QueryPanel, ResultGrid
+from archives_tui.panels import QueryPanel
 from exporter.seed import seed_stream
+from tests.pilot import results, text_of, until, visible
 
 STREAM, GROUP = "completed_jobs", "archive-exporter"
-
-
-async def until(pilot, condition, timeout: float = 60.0) -> None:
-    """Let the app run until ``condition()`` holds (it fails the test after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the dashboard did not get there in time"
-        await pilot.pause(0.2)
-
-
-def text_of(node, selector: str) -> str:
-    """The text a Static shows ("" while it is not composed yet)."""
-    try:
-        return str(node.query_one(selector, Static).render())
-    except NoMatches:
-        return ""
-
-
-def results(app) -> ResultGrid:
-    """The results grid now (each result mounts a new one)."""
-    return app.query_one("#results", ResultGrid)
-
-
-def visible(app, selector: str) -> bool:
-    widget = app.query_one(selector)
-    return widget.display and widget.region.width > 0
-
-
-@pytest.fixture
-def quick(config):
-    return config.replace("pipeline", batch_size=100, min_batch_size=100, flush_interval=0.5)
 
 
 def test_the_demo_fills_the_status_panel_and_quitting_leaves_nothing_pending(quick, redis_client):

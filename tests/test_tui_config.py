@@ -5,34 +5,13 @@ sampler takes it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
-from textual.css.query import NoMatches
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from archives_tui.app import ArchivesApp
 from exporter.config import Config, load_config
-
-
-async def until(pilot, condition, timeout: float = 60.0) -> None:
-    """Let the app run until ``condition()`` holds (it fails the test after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the dashboard did not get there in time"
-        await pilot.pause(0.2)
-
-
-def text_of(node, selector: str) -> str:
-    try:
-        return str(node.query_one(selector, Static).render())
-    except NoMatches:
-        return ""
-
-
-def visible(app, selector: str) -> bool:
-    widget = app.query_one(selector)
-    return widget.display and widget.region.width > 0
+from tests.pilot import text_of, until, visible
 
 
 def write_config(config: Config, path: Path) -> Config:

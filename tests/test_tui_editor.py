@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from rich.console import Console
 from textual import events
 
@@ -15,12 +14,7 @@ from archives_tui.editor import SqlEditor, sql_syntax
 from archives_tui.vocabulary import HIGHLIGHT_NAMES
 from exporter.engine import wire
 from exporter.engine.interface import Catalog, Column, Table
-from tests.test_tui import until
-
-
-@pytest.fixture
-def quick(config):
-    return config.replace("pipeline", batch_size=100, min_batch_size=100, flush_interval=0.5)
+from tests.pilot import text_of, until
 
 
 async def opened(app: ArchivesApp, pilot) -> SqlEditor:
@@ -119,6 +113,11 @@ def test_completion_offers_the_catalogs_names_and_tab_accepts(quick):
             assert listing.region.y == editor.cursor_screen_offset.y + 1  # right below the word typed
             await pilot.press("tab")
             assert editor.text == "SELECT count() FROM jobs" and not editor.completing
+            await pilot.press(*" AS j")
+            assert editor.completing
+            await pilot.press("f5")  # the app's key: the list closes, the statement runs as typed
+            assert not editor.completing and editor.text == "SELECT count() FROM jobs AS j"
+            await until(pilot, lambda: "1 rows in" in text_of(app, "#runbar"))
 
             typed(editor, "SELECT count() FROM ")
             for key in "jo":  # typed faster than the edits land: both keys queue before their edits
