@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from exporter.transforms import PayloadSampler, PIIRedactor
 from exporter.units import format_duration
 
 log = logging.getLogger(__name__)
+HOUR = re.compile(r"year=(\d{4})/month=(\d\d)/day=(\d\d)/hour=(\d\d)/")  # the cold layout's directories
 COLD_EVERY = 30.0  # seconds between reads of the cold tier's size: it lists every file
 SAID_APART = {"payload_sampling_rate", "payload_max_size", "pii_redaction_enabled", "compression_codec", "interval",
               "clickhouse_ttl"}  # retention keys apply_config reports one by one; the rest as "the policy"
@@ -214,7 +216,9 @@ class Background:
             files = self.archive.cold.files()
         except Exception as exc:
             return {"down": runtime.describe(exc)}
-        return {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files)}
+        hours = sorted("{}-{}-{} {}h".format(*found.groups()) for f in files if (found := HOUR.search(f["name"])))
+        span = {"oldest": hours[0], "newest": hours[-1]} if hours else {}
+        return {"files": len(files), "bytes": sum(int(f.get("size") or 0) for f in files), **span}
 
     def apply_config(self, new: Config) -> list[str]:
         """Put what is safe to change while running into effect, and say what did and what needs a restart.

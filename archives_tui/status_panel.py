@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 STALE_AFTER = 4.0  # seconds: two refreshes; a figure read less often says how old it is
 RECENT_ERROR = 300.0  # seconds: a part that failed this recently is amber, not green
 SINKS = (("redis", "Redis"), ("clickhouse", "ClickHouse"), ("parquet", "Parquet"))
+OK, WARN, DOWN = ("● ", "green"), ("▲ ", "yellow"), ("✖ ", "red")  # shape and colour: readable with NO_COLOR
 LABEL = max(len(f.label) for f in FIGURES) + 1
 
 
@@ -113,7 +114,7 @@ def export_text(shot: Snapshot) -> Text:
     if m["running"]:
         text.append("● exporter running\n", "green")
     else:
-        text.append(f"● exporter stopped{': ' + m['stopped_by'] if m['stopped_by'] else ''}\n", "red")
+        text.append(f"✖ exporter stopped{': ' + m['stopped_by'] if m['stopped_by'] else ''}\n", "red")
     recent = shot.rates[-5:]  # batches land every few seconds: the last 10 s say more than the last 2
     rate = sum(recent) / len(recent) if recent else 0.0
     text.append(f"archived {m['archived']:,} · {rate:,.0f}/s\n")
@@ -134,10 +135,10 @@ def destinations_text(shot: Snapshot) -> Text:
         at, error = errors.get(sink, (None, None))
         recent = at is not None and now - at < RECENT_ERROR
         if sink == "redis" and shot.stream_down:
-            text.append("● ", "red").append(f"{name:<11}down: {shot.stream_down}\n")
+            text.append(*DOWN).append(f"{name:<11}down: {shot.stream_down}\n")
             continue
         open_breaker = shot.breakers.get(sink) == "open"
-        text.append("● ", "red" if open_breaker else "yellow" if recent else "green")
+        text.append(*(DOWN if open_breaker else WARN if recent else OK))
         if sink == "redis" and s is not None:
             text.append(f"{name:<11}lag ")
             text.append(ago(s.get("lag_seconds")), "green" if (s.get("lag_seconds") or 0) < 60 else "yellow")
@@ -168,6 +169,8 @@ def storage_text(shot: Snapshot, policy: RetentionConfig) -> Text:
         text.append(f"cold  down: {cold['down']}\n", "red")
     elif cold:
         text.append(f"cold  {count(cold['files'])} files · {human_size(cold['bytes'])}\n")
+        if cold.get("oldest"):
+            text.append(f"      {cold['oldest']} to {cold['newest']}\n", "dim")
         if cold["age"] >= STALE_AFTER:
             text.append(f"      read {ago(cold['age'])} ago\n", "dim")
     return text
