@@ -54,7 +54,8 @@ class ArchivesApp(App):
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (81, "-medium"), (120, "-wide")]
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("f5", "run", "Run", priority=True),
-        Binding("ctrl+j", "run", "Run", show=False, priority=True),
+        Binding("ctrl+enter", "run", "Run", show=False, priority=True),  # where the terminal tells it apart
+        Binding("ctrl+j", "run", "Run", show=False, priority=True),  # what most terminals send for Ctrl+Enter
         Binding("escape", "cancel", "Cancel the query, or leave the editor", show=False),
         Binding("ctrl+a", "select_all", "Select all", show=False, priority=True),
         Binding("f6", "explain", "Explain", priority=True),

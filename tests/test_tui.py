@@ -66,6 +66,10 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
             await pilot.press("f5")
             await until(pilot, lambda: "nonsense" in text_of(app, "#runbar"))
             assert app.is_running  # an error is said in place; the app stays up
+            for key in ("ctrl+enter", "ctrl+j"):  # Ctrl+Enter where the terminal tells it apart, else Ctrl+J
+                editor.text = f"SELECT '{key}' AS k"
+                await pilot.press(key)
+                await until(pilot, lambda key=key: results(app).row_count == 1 and results(app).get_row_at(0)[0] == key)
             await pilot.press("ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
 
