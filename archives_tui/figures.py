@@ -42,6 +42,12 @@ FIGURES = (
            "    round(quantile(0.95)(dateDiff('millisecond', start_time, end_time))) AS p95_ms\n"
            "FROM jobs WHERE enqueue_time >= now() - INTERVAL 1 HOUR AND start_time IS NOT NULL\n"
            "GROUP BY queue ORDER BY p95_ms DESC", " ms"),
+    Figure("warm_rows", "warm rows",
+           "SELECT sum(rows) FROM system.parts\n"
+           "WHERE active AND database = currentDatabase() AND table = 'jobs_archive'",
+           "SELECT partition AS day, sum(rows) AS rows, formatReadableSize(sum(bytes_on_disk)) AS on_disk\n"
+           "FROM system.parts WHERE active AND database = currentDatabase() AND table = 'jobs_archive'\n"
+           "GROUP BY day ORDER BY day DESC"),
 )
 
 

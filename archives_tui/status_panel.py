@@ -96,7 +96,9 @@ class StatusPanel(VerticalScroll):
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             shown = (Text(value, "red") if isinstance(value, str) else
-                     Text("-", "dim") if value is None else Text(f"{value:,}{figure.unit}", "bold"))
+                     Text("-", "dim") if value is None else
+                     Text(count(value) if isinstance(value, int) and value >= 1_000_000 else f"{value:,}{figure.unit}",
+                          "bold"))
             prompt = Text.assemble(f"{figure.label:<{LABEL}}", shown)
             if self._drawn.get(figure.name) != looks(prompt):
                 self._drawn[figure.name] = looks(prompt)

@@ -236,6 +236,13 @@ def test_a_status_figure_opens_the_rows_behind_it(quick, redis_client):
             await pilot.press("o")
             await until(pilot, lambda: results(app).row_count == 3)
             assert "outcome != 'success'" in app.query_one("#editor", TextArea).text
+            assert str(figures.get_option_at_index(4).prompt).rstrip().endswith(" 4")  # warm rows
+            figures.focus()
+            figures.highlighted = 4
+            await pilot.press("enter")  # Enter as o: the rows per day of the warm tier
+            await until(pilot, lambda: app.query_one(QueryPanel).shown is not None
+                        and app.query_one(QueryPanel).shown.column_names == ["day", "rows", "on_disk"])
+            assert app.query_one(QueryPanel).shown.column("rows").to_pylist() == [4]
             await pilot.press("ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
 

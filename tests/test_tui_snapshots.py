@@ -36,7 +36,7 @@ SHOT = Snapshot(
     last_retention={"started_at": TAKEN - 1_800, "tiers": [{"refused": []}]},
     events=["14:29:01 INFO exporting completed_jobs as sre-1",
             "14:29:50 WARNING parquet failed (attempt 1): S3 PutObject timed out after 10s"],
-    figures={"today": 84_211, "failed_hour": 312, "success_today": 92.4, "p95_hour": 5_874.0},
+    figures={"today": 84_211, "failed_hour": 312, "success_today": 92.4, "p95_hour": 5_874.0, "warm_rows": 1_204_000},
     breakers={"redis": "closed", "clickhouse": "closed", "parquet": "closed"},
 )
 RESULT = QueryResult(
