@@ -70,8 +70,8 @@ class ArchivesApp(App):
         Binding("shift+f7", "history", "History", show=False),
         Binding("ctrl+up", "recall(1)", "Previous query", show=False, priority=True),
         Binding("ctrl+down", "recall(-1)", "Next query", show=False, priority=True),
-        Binding("f1", "show_help_panel", "Help"),
-        Binding("question_mark", "show_help_panel", "Help", show=False),
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
         Binding("f2", "show_panel('config')", "Config"),
         Binding("f9", "toggle_sides", "Full width", show=False),
         Binding("f10", "command_palette", "Menu (every action)", show=False),
@@ -192,6 +192,13 @@ class ArchivesApp(App):
                      if self.focused is not None and (self.focused is p or p in self.focused.ancestors)), None)
         i = shown.index(here) if here in shown else -1
         self.action_show_panel(shown[(i + step) % len(shown)])
+
+    def action_help(self) -> None:
+        """F1 or ?: the keys of the focused area beside it; pressed again, gone."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def action_from_status(self, name: str) -> None:
         """R / C in the status panel: the Retention or Config panel."""

@@ -172,7 +172,7 @@ def storage_text(shot: Snapshot, policy: RetentionConfig) -> Text:
     elif cold:
         text.append(f"cold  {count(cold['files'])} files · {human_size(cold['bytes'])}\n")
         if cold.get("oldest"):
-            text.append(f"      {cold['oldest']} to {cold['newest']}\n", "dim")
+            text.append(f"      from {cold['oldest']}\n      to   {cold['newest']}\n", "dim")
         if cold["age"] >= STALE_AFTER:
             text.append(f"      read {ago(cold['age'])} ago\n", "dim")
     return text

@@ -33,7 +33,7 @@ def test_each_destination_reads_ok_failing_or_down_without_colour():
 def test_storage_says_the_cold_span_and_the_warm_windows_fill():
     cold = {**SHOT.storage["cold"], "oldest": "2026-11-01 00h", "newest": "2026-11-28 14h"}
     shown = storage_text(dataclasses.replace(SHOT, storage={**SHOT.storage, "cold": cold}), RetentionConfig())
-    assert "2026-11-01 00h to 2026-11-28 14h" in shown.plain
+    assert "from 2026-11-01 00h\n      to   2026-11-28 14h" in shown.plain
     assert "30/365 days" in shown.plain  # the warm tier holds 30 days of its 365-day window
 
 

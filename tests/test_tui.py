@@ -363,6 +363,10 @@ def test_panel_keys_tabs_and_full_width(quick):
             assert visible(app, "#query") and not visible(app, "#status") and not visible(app, "#schema")
             await pilot.press("f9")
             assert visible(app, "#status") and visible(app, "#schema")
+            await pilot.press("f1")
+            assert app.screen.query("HelpPanel")  # the keys, beside the panels
+            await pilot.press("f1")
+            assert not app.screen.query("HelpPanel")  # pressed again: gone
             await pilot.press("f10")
             await pilot.pause(0.2)
             assert type(app.screen).__name__ == "CommandPalette"
