@@ -119,7 +119,7 @@ def export_text(shot: Snapshot) -> Text:
         text.append(f"✖ exporter stopped{': ' + m['stopped_by'] if m['stopped_by'] else ''}\n", "red")
     recent = shot.rates[-5:]  # batches land every few seconds: the last 10 s say more than the last 2
     rate = sum(recent) / len(recent) if recent else 0.0
-    text.append(f"archived {m['archived']:,} · {rate:,.0f}/s\n")
+    text.append(f"this run: {count(m['archived'])} archived · {rate:,.0f}/s\n")
     if m["last_batch_at"]:
         text.append(f"batch {m['last_batch_records']:,} in {m['last_batch_seconds'] * 1000:,.0f} ms\n", "dim")
     if s is not None:

@@ -23,8 +23,8 @@ def test_the_demo_fills_the_status_panel_and_quitting_leaves_nothing_pending(qui
         app = ArchivesApp(quick, demo=True)
         async with app.run_test(size=(160, 45)) as pilot:
             await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived > 0)
-            await until(pilot, lambda: "archived" in text_of(app, "#status-export")
-                        and "archived 0 " not in text_of(app, "#status-export"))
+            await until(pilot, lambda: "this run: " in text_of(app, "#status-export")
+                        and "this run: 0 archived" not in text_of(app, "#status-export"))
             assert "exporter running" in text_of(app, "#status-export")
             await pilot.press("ctrl+q")
             await until(pilot, lambda: not app.is_running, timeout=60)
