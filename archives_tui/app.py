@@ -39,6 +39,7 @@ from exporter.query.explain import explain, pretty
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
 from exporter.query.templates import available, catalog, render
+from exporter.redact import describe
 
 if TYPE_CHECKING:  # the exporter's modules load in the worker that opens the archive, after the first paint
     from archives_tui.background import Background, Snapshot
@@ -127,8 +128,6 @@ class ArchivesApp(App):
             try:
                 self.background = Background(self.config, self.demo)
             except Exception as exc:  # a part down: the panel says which, the app stays up
-                from exporter.redact import describe
-
                 self.call_from_thread(self.notify, describe(exc), title="cannot start", severity="error",
                                       timeout=30)
                 return

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from exporter.batch import Batch, BatchBuilder, BatchOptimizer, fields_of, id_order
+from exporter.batch import Batch, BatchBuilder, BatchOptimizer, as_text, fields_of, id_order
 from exporter.config import Config
 from exporter.decode import decode_bodies
 from exporter.memory import release_free_memory
@@ -145,7 +145,7 @@ class ExportPipeline:
                 self.metrics.add(read=len(live))
                 self._dispatch(Batch.of_ids(live, self.consumer), recovered=True)
         if replayed or after != "0":
-            log.info("recovered %d manifested batches and pending entries up to %s", replayed, after)
+            log.info("recovered %d manifested batches and pending entries up to %s", replayed, as_text(after))
         self._retrying("redis", lambda: self._claim_gone(gone))  # last: claimed entries become our own pending
 
     def _gone(self) -> dict[str, float]:
