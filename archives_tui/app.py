@@ -101,6 +101,7 @@ class ArchivesApp(App):
         self.execution: Execution | None = None
         self.history = QueryHistory(data_dir())
         self.recalled = 0  # how far back Ctrl+Up went in the history
+        self.panel = "status"  # the panel brought forward last, or holding the focus: where Tab goes on from
 
     def compose(self) -> ComposeResult:
         yield Tabs(*(Tab(name.title(), id=f"tab-{name}") for name in PANELS), id="tabs")
@@ -176,6 +177,7 @@ class ArchivesApp(App):
 
     def _activate(self, name: str) -> None:
         """Mark the panel the narrow layout shows; an aside panel takes the query's place elsewhere."""
+        self.panel = name
         panels = self.query_one("#panels")
         for panel in panels.children:
             panel.set_class(panel.id == name, "-active")
@@ -184,13 +186,16 @@ class ArchivesApp(App):
 
     def action_next_panel(self, step: int) -> None:
         """Tab / Shift+Tab: the next / previous panel on screen (a tab in the narrow layout)."""
-        shown = [p.id for p in self.query_one("#panels").children if p.display]
-        if self.screen.has_class("-narrow"):
-            shown = list(PANELS)
-        here = next((p.id for p in self.query_one("#panels").children
-                     if self.focused is not None and (self.focused is p or p in self.focused.ancestors)), None)
-        i = shown.index(here) if here in shown else -1
+        shown = list(PANELS) if self.screen.has_class("-narrow") else [
+            p.id for p in self.query_one("#panels").children if p.display]
+        i = shown.index(self.panel) if self.panel in shown else -1
         self.action_show_panel(shown[(i + step) % len(shown)])
+
+    def on_descendant_focus(self, event) -> None:
+        """A click or a key moved the focus into a panel: Tab goes on from there. (Focus lands after the
+        keys that asked for it, so Tab pressed twice quickly counts from ``panel``, not the focus.)"""
+        panels = self.query_one("#panels")
+        self.panel = next((w.id for w in event.widget.ancestors_with_self if w.parent is panels), self.panel)
 
     def action_help(self) -> None:
         """F1 or ?: the keys of the focused area beside it; pressed again, gone."""

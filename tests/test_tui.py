@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import pytest
+from textual import events
 from textual.widgets import DataTable, TextArea
 
 from archives_tui.app import ArchivesApp
@@ -356,6 +357,10 @@ def test_panel_keys_tabs_and_full_width(quick):
             assert app.query_one("#editor", TextArea).text != before and visible(app, "#query")
             await pilot.press("escape", "shift+tab")  # leave the editor, then back a panel
             assert visible(app, "#status") and not visible(app, "#query")
+            for _ in range(2):  # Tab twice, faster than the focus follows: two panels on, not one
+                app.post_message(events.Key("tab", None))
+            await pilot.pause(0.3)
+            assert visible(app, "#schema") and app.focused is app.query_one("#schema-tree")
 
             await pilot.resize_terminal(160, 45)
             await pilot.pause(0.2)
