@@ -14,7 +14,19 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from exporter.config import Config
-from exporter.config_edit import EMBEDDED, NEW_FILE, ConfigEditError, Saved, check, save, settings, validate
+from exporter.config_edit import (
+    EMBEDDED,
+    NEW_FILE,
+    ConfigEditError,
+    Saved,
+    check,
+    current,
+    format_value,
+    save,
+    settings,
+    shortened,
+    validate,
+)
 from exporter.errors import ConfigError
 from exporter.redact import describe
 
@@ -90,15 +102,28 @@ class ConfigPanel(VerticalScroll, can_focus=True):
             event.stop()
             self.action_save()
 
+    confirming: dict[str, str] | None = None  # edits that shorten a window, shown once; Ctrl+S again saves them
+
     def action_save(self) -> None:
-        """Check every setting; write and apply only when all are good (nothing is written otherwise)."""
+        """Check every setting; write and apply only when all are good (nothing is written otherwise). A
+        change that makes the next retention run delete more is said first and saved by a second Ctrl+S."""
         edits = {self._key(field): field.value for field in self._inputs()}
-        _, problems = validate(edits)
+        values, problems = validate(edits)
         for field in self._inputs():
             self._mark(field, problems.get(self._key(field)))
         if problems:
             self._outcome(Text("Not saved: " + " ".join(problems.values()), "red"))
             return
+        config: Config = self.app.config
+        shorter = shortened(config, values)
+        if shorter and self.confirming != edits:
+            self.confirming = edits
+            said = "; ".join(f"{key} from {format_value(key, current(config, key))} to {format_value(key, values[key])}"
+                             for key in shorter)
+            self._outcome(Text(f"This keeps less: {said}. The next retention run deletes what falls outside. "
+                               "Ctrl+S again saves it; any other change asks again.", "yellow"))
+            return
+        self.confirming = None
         self._outcome(Text("saving ...", "yellow"))
         self.save_and_apply(self.app.config, edits)
 

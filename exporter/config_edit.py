@@ -152,7 +152,19 @@ def validate(edits: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     return values, problems
 
 
-def _current(config: Config, key: str) -> Any:
+# Keys whose smaller value makes the next retention run delete data (counts as well as ages).
+DESTRUCTIVE = ("retention.redis_ttl", "retention.dlq_ttl", "retention.dlq_max_length", "retention.clickhouse_ttl",
+               "retention.stats_ttl", "retention.s3_archive_ttl", "retention.data_retention_max_days")
+
+
+def shortened(config: Config, values: Mapping[str, Any]) -> list[str]:
+    """The keys whose new value keeps less than today's: the next retention run deletes the difference,
+    so a typo ("1.5" for a lifetime, in seconds) would cost data. The caller asks before saving them."""
+    return [key for key in DESTRUCTIVE if key in values and values[key] < current(config, key)]
+
+
+def current(config: Config, key: str) -> Any:
+    """A key's value in ``config`` ("retention.redis_ttl" -> 604800.0)."""
     section, _, name = key.partition(".")
     return getattr(getattr(config, section), name)
 
@@ -286,7 +298,7 @@ def save(config: Config, edits: Mapping[str, str], env: Mapping[str, str] | None
     values, problems = validate(edits)
     if problems:
         raise ConfigEditError(problems)
-    changed = [key for key, value in values.items() if value != _current(config, key)]
+    changed = [key for key, value in values.items() if value != current(config, key)]
     if not changed:
         return Saved(config, None, (), ["Nothing to save: every setting already has that value."])
     path, name = _target(config)
@@ -310,7 +322,7 @@ def save(config: Config, edits: Mapping[str, str], env: Mapping[str, str] | None
         raise ConfigError(f"{path}: cannot write the config file ({exc.strerror}); nothing was saved") from None
     try:
         loaded = load_config(name, env)
-        wrong = [key for key in changed if _current(loaded, key) != values[key] and env_name(key) not in env]
+        wrong = [key for key in changed if current(loaded, key) != values[key] and env_name(key) not in env]
         if wrong:
             raise ConfigError(f"{wrong[0]} did not read back as written")
     except ConfigError as exc:

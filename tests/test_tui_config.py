@@ -78,6 +78,20 @@ def test_f2_shows_the_config_a_bad_value_is_refused_and_a_good_one_saved_and_app
             assert "  payload_sampling_rate: 0.5  # keep it low" in path.read_text().splitlines()
             assert "  redis_ttl: 7d  # hot tier, as agreed with ops" in path.read_text().splitlines()
 
+            lifetime = app.query_one("#config-s3_archive_ttl", Input)  # a typo: 1.5 seconds for 7 years
+            lifetime.focus()
+            lifetime.value = ""
+            await pilot.press(*"1.5", "ctrl+s")
+            await pilot.pause(0.3)
+            said = text_of(app, "#config-outcome")
+            assert said.startswith("This keeps less: retention.s3_archive_ttl from 7y to 1.5s") and "again" in said
+            assert "s3_archive_ttl" not in path.read_text() and app.config.retention.s3_archive_ttl == 7 * 365 * 86400
+            await pilot.press("ctrl+s")  # the same edits again: saved, as said
+            await until(pilot, lambda: app.config.retention.s3_archive_ttl == 1.5, timeout=20)
+            await pilot.press("backspace", "backspace", "backspace", *"10y", "ctrl+s")  # longer: saved at once
+            await until(pilot, lambda: "Saved retention.s3_archive_ttl" in text_of(app, "#config-outcome"), timeout=20)
+            assert app.config.retention.s3_archive_ttl == 10 * 365 * 86400
+
             await pilot.resize_terminal(160, 45)  # wide: the panel in the query's place
             await pilot.pause(0.3)
             assert visible(app, "#config") and visible(app, "#status") and not visible(app, "#query")
