@@ -18,7 +18,9 @@ from textual.widgets.option_list import Option
 
 from archives_tui.figures import FIGURES
 from archives_tui.render import human_size
+from archives_tui.status_view import elapsed
 from exporter.config import RetentionConfig
+from exporter.units import format_duration
 
 if TYPE_CHECKING:
     from archives_tui.background import Snapshot
@@ -28,14 +30,6 @@ RECENT_ERROR = 300.0  # seconds: a part that failed this recently is amber, not 
 SINKS = (("redis", "Redis"), ("clickhouse", "ClickHouse"), ("parquet", "Parquet"))
 OK, WARN, DOWN = ("● ", "green"), ("▲ ", "yellow"), ("✖ ", "red")  # shape and colour: readable with NO_COLOR
 LABEL = max(len(f.label) for f in FIGURES) + 1
-
-
-def ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    return f"{seconds / 60:.0f}m" if seconds < 5400 else f"{seconds / 3600:.1f}h"
 
 
 def bar(fraction: float, width: int = 12) -> str:
@@ -49,11 +43,6 @@ def count(n: int) -> str:
     if n < 10_000:
         return f"{n:,}"
     return f"{n / 1000:.1f}K" if n < 1_000_000 else f"{n / 1e6:.2f}M" if n < 1e9 else f"{n / 1e9:.2f}B"
-
-
-def days(seconds: float) -> str:
-    whole = seconds / 86400
-    return f"{whole / 365:.0f}y" if whole >= 730 else f"{whole:.0f}d" if whole >= 1 else f"{seconds / 3600:.0f}h"
 
 
 class StatusPanel(VerticalScroll):
@@ -143,13 +132,13 @@ def destinations_text(shot: Snapshot) -> Text:
         text.append(*(DOWN if open_breaker else WARN if recent else OK))
         if sink == "redis" and s is not None:
             text.append(f"{name:<11}lag ")
-            text.append(ago(s.get("lag_seconds")), "green" if (s.get("lag_seconds") or 0) < 60 else "yellow")
+            text.append(elapsed(s.get("lag_seconds")), "green" if (s.get("lag_seconds") or 0) < 60 else "yellow")
             text.append(f", {count(s.get('unarchived', 0))} to go\n")
         else:
-            wrote = f"wrote {ago(now - m['last_batch_at'])} ago" if m["last_batch_at"] else "nothing written yet"
+            wrote = f"wrote {elapsed(now - m['last_batch_at'])} ago" if m["last_batch_at"] else "nothing written yet"
             text.append(f"{name:<11}{'retrying · ' if open_breaker else ''}{wrote}\n")
         if recent:
-            text.append(f"  {ago(now - at)} ago: {error[:120]}\n", "yellow")
+            text.append(f"  {elapsed(now - at)} ago: {error[:120]}\n", "yellow")
     return text
 
 
@@ -174,22 +163,22 @@ def storage_text(shot: Snapshot, policy: RetentionConfig) -> Text:
         if cold.get("oldest"):
             text.append(f"      from {cold['oldest']}\n      to   {cold['newest']}\n", "dim")
         if cold["age"] >= STALE_AFTER:
-            text.append(f"      read {ago(cold['age'])} ago\n", "dim")
+            text.append(f"      read {elapsed(cold['age'])} ago\n", "dim")
     return text
 
 
 def retention_text(shot: Snapshot, policy: RetentionConfig) -> Text:
     """Each tier's window, the last run and the next (r: the Retention panel)."""
     text = Text("Retention", "bold").append("  (r)\n", "dim")
-    text.append(f"hot {days(policy.redis_ttl)} · warm {days(policy.clickhouse_ttl)} · "
-                f"cold {days(policy.s3_archive_ttl)}\n")
+    text.append(f"hot {format_duration(policy.redis_ttl)} · warm {format_duration(policy.clickhouse_ttl)} · "
+                f"cold {format_duration(policy.s3_archive_ttl)}\n")
     last = shot.last_retention
     if last:
         when = datetime.fromtimestamp(last["started_at"], UTC).strftime("%H:%M UTC")
         refused = sum(len(t["refused"]) for t in last.get("tiers", []))
         text.append(f"ran {when}" + (f", {refused} refused" if refused else ""), "yellow" if refused else "dim")
         due = last["started_at"] + policy.interval - shot.taken
-        text.append(f" · next in {ago(max(0.0, due))}\n", "dim")
+        text.append(f" · next in {elapsed(max(0.0, due))}\n", "dim")
     else:
         text.append("first run a minute after start\n", "dim")
     return text

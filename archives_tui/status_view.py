@@ -19,7 +19,8 @@ def _when(timestamp: float | None, now: float | None = None) -> str:
     return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC ({span} ago)"
 
 
-def _duration(seconds: float | None) -> str:
+def elapsed(seconds: float | None) -> str:
+    """``45s``, ``12m``, ``3.5h``; ``?`` when unknown (the CLI's status and the dashboard's cards)."""
     if seconds is None:
         return "?"
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m" if seconds < 7200 \
@@ -43,10 +44,10 @@ def _stream_line(s: dict) -> str:
     else:
         undelivered = f"{s['undelivered']:,}{'+' if s.get('undelivered_capped') else ''}"
         oldest = "" if s.get("oldest_pending_seconds") is None else \
-            f" (oldest {_duration(s['oldest_pending_seconds'])})"
+            f" (oldest {elapsed(s['oldest_pending_seconds'])})"
         backlog = f"{s['pending']:,} pending{oldest}, {undelivered} undelivered"
     line = (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
-            f"lag {_duration(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
+            f"lag {elapsed(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
     memory = s.get("memory")
     if memory:
         limit = f" of {human_size(memory['maxmemory'])}" if memory["maxmemory"] else " (no maxmemory)"
