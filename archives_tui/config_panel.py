@@ -13,9 +13,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from exporter.config import Config
+from exporter.config import EMBEDDED, Config
 from exporter.config_edit import (
-    EMBEDDED,
     NEW_FILE,
     ConfigEditError,
     Saved,

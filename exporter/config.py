@@ -316,6 +316,7 @@ class CostConfig:
     archive: float = _setting(0.004, _price, "archive storage class (S3 Glacier), $ per GB-month")
 
 
+EMBEDDED = "embedded defaults"  # Config.source when no file was found
 THEMES = ("dark", "light", "high-contrast")  # archives_tui/themes/<name>.yaml
 
 
@@ -338,7 +339,7 @@ class Config:
     query: QueryConfig = field(default_factory=QueryConfig)
     costs: CostConfig = field(default_factory=CostConfig)
     ui: UiConfig = field(default_factory=UiConfig)
-    source: str = "embedded defaults"
+    source: str = EMBEDDED
 
     def replace(self, section: str, **changes: Any) -> Config:
         """Return a copy with some keys of one section changed (used by tests and the CLI)."""
@@ -346,6 +347,11 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in fields(Config) if f.name != "source"}  # type: ignore[misc]
+
+
+def env_name(key: str) -> str:
+    """The environment variable that overrides ``section.key``: ``ARCHIVES_SECTION_KEY``."""
+    return "ARCHIVES_" + key.replace(".", "_").upper()
 
 
 def _parse_section(origin: str, name: str, raw: Any, env: Mapping[str, str]) -> Any:
@@ -360,9 +366,9 @@ def _parse_section(origin: str, name: str, raw: Any, env: Mapping[str, str]) -> 
             raise ConfigError(f"{origin}: unknown key '{name}.{key}' (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for key, spec in known.items():
-        env_name = f"ARCHIVES_{name}_{key}".upper()
-        if env_name in env:
-            value, where = env[env_name], f"environment variable {env_name}"
+        variable = env_name(f"{name}.{key}")
+        if variable in env:
+            value, where = env[variable], f"environment variable {variable}"
         elif key in raw:
             value, where = raw[key], origin
         else:
@@ -418,7 +424,7 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
     """Load the configuration the CLI and TUI run with."""
     path = resolve_config_path(explicit, env)
     if path is None:
-        return parse_config({}, "embedded defaults", env)
+        return parse_config({}, EMBEDDED, env)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

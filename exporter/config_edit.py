@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from exporter.config import (
+    EMBEDDED,
     SECTIONS,
     Config,
     _duration,
@@ -30,6 +31,7 @@ from exporter.config import (
     _size,
     _UniqueKeyLoader,
     _user_templates,
+    env_name,
     load_config,
     parse_config,
 )
@@ -37,7 +39,6 @@ from exporter.errors import ConfigError
 from exporter.redact import redact
 from exporter.units import format_duration, format_size, parse_size
 
-EMBEDDED = "embedded defaults"
 NEW_FILE = "archives.yaml"  # written in the current directory when the config had no file
 _NULLS = {"", "null", "Null", "NULL", "~"}
 
@@ -78,10 +79,6 @@ def _spec(key: str):
     if name not in found or found[name].metadata["parse"] is _user_templates:
         raise ConfigEditError({key: f"{key}: not a setting that can be edited here"})
     return found[name]
-
-
-def env_name(key: str) -> str:
-    return "ARCHIVES_" + key.replace(".", "_").upper()
 
 
 def format_value(key: str, value: Any) -> str:
