@@ -34,3 +34,14 @@ def results(app) -> ResultGrid:
 def visible(app, selector: str) -> bool:
     widget = app.query_one(selector)
     return widget.display and widget.region.width > 0
+
+
+async def archived(pilot, app, at_least: int = 1) -> None:
+    """Until the dashboard's exporter has archived ``at_least`` records."""
+    await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= at_least)
+
+
+async def quit_app(pilot, app) -> None:
+    """Ctrl+Q, and until the app has stopped (the exporter finishes the batches in hand first)."""
+    await pilot.press("ctrl+q")
+    await until(pilot, lambda: not app.is_running, timeout=60)

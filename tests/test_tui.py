@@ -14,7 +14,7 @@ from textual.widgets import DataTable, TextArea
 from archives_tui.app import ArchivesApp
 from archives_tui.panels import QueryPanel
 from exporter.seed import seed_stream
-from tests.pilot import results, text_of, until, visible
+from tests.pilot import archived, quit_app, results, text_of, until, visible
 
 STREAM, GROUP = "completed_jobs", "archive-exporter"
 
@@ -23,12 +23,11 @@ def test_the_demo_fills_the_status_panel_and_quitting_leaves_nothing_pending(qui
     async def scenario() -> None:
         app = ArchivesApp(quick, demo=True)
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived > 0)
+            await archived(pilot, app)
             await until(pilot, lambda: "this run: " in text_of(app, "#status-export")
                         and "this run: 0 archived" not in text_of(app, "#status-export"))
             assert "exporter running" in text_of(app, "#status-export")
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
     pending = redis_client.xpending(STREAM, GROUP)["pending"]
@@ -41,7 +40,7 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
     async def scenario() -> None:
         app = ArchivesApp(quick)
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 500)
+            await archived(pilot, app, 500)
             editor = app.query_one("#editor", TextArea)
             editor.text = "SELECT count() AS n FROM jobs_archive"
             await pilot.press("f5")
@@ -71,8 +70,7 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
                 editor.text = f"SELECT '{key}' AS k"
                 await pilot.press(key)
                 await until(pilot, lambda key=key: results(app).row_count == 1 and results(app).get_row_at(0)[0] == key)
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -89,8 +87,7 @@ def test_a_template_loads_into_the_editor(quick):
             editor = app.query_one("#editor", TextArea)
             assert "FROM jobs" in editor.text and editor.has_focus
             assert all(not n.label.plain.startswith(".") for n in _nodes(tree.root))
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -107,7 +104,7 @@ def test_explain_format_and_the_retention_view(quick, redis_client):
     async def scenario() -> None:
         app = ArchivesApp(quick)
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 300)
+            await archived(pilot, app, 300)
             editor = app.query_one("#editor", TextArea)
             editor.text = "select 1 as a;\nselect queue,count() from jobs_archive group by queue"
             editor.move_cursor((1, 3))
@@ -134,8 +131,7 @@ def test_explain_format_and_the_retention_view(quick, redis_client):
             await until(pilot, lambda: app.background.manager.last_run() is not None)
             await pilot.press("f3")  # the query comes back in its place
             assert visible(app, "#query") and not visible(app, "#retention")
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -146,7 +142,7 @@ def test_history_favorites_and_a_cell_inspected(quick, redis_client):
     async def scenario() -> None:
         app = ArchivesApp(quick)
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 200)
+            await archived(pilot, app, 200)
             editor = app.query_one("#editor", TextArea)
             for sql in ("SELECT 1 AS one", "SELECT 'a long text value' AS words"):
                 editor.text = sql
@@ -176,8 +172,7 @@ def test_history_favorites_and_a_cell_inspected(quick, redis_client):
             await pilot.pause(0.3)
             assert text_of(app.screen, "Static:last-of-type") == "a long text value"
             await pilot.press("escape")
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -214,8 +209,8 @@ def test_dead_letters_are_shown_and_replayed_after_a_y(quick, redis_client):
             await until(pilot, lambda: "replayed 1 to" in text_of(app.screen, "#dlq-outcome"))
             assert len(marked) == 1 and not redis_client.xrange(f"{STREAM}:dlq", marked[0], marked[0])
             # back in the stream it fails again (still no enqueue_time) and returns as a new dead letter
-            await pilot.press("escape", "ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await pilot.press("escape")
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -244,8 +239,7 @@ def test_a_status_figure_opens_the_rows_behind_it(quick, redis_client):
             await until(pilot, lambda: app.query_one(QueryPanel).shown is not None
                         and app.query_one(QueryPanel).shown.column_names == ["day", "rows", "on_disk"])
             assert app.query_one(QueryPanel).shown.column("rows").to_pylist() == [4]
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -261,7 +255,7 @@ def test_the_whole_result_exports_to_a_file(quick, redis_client, tmp_path):
     async def scenario() -> None:
         app = ArchivesApp(quick)
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 1500)
+            await archived(pilot, app, 1500)
             app.query_one("#editor", TextArea).text = "SELECT job_id, queue FROM jobs_archive"
             await pilot.press("ctrl+e")
             await until(pilot, lambda: len(app.screen.query("#path")) == 1)
@@ -273,8 +267,7 @@ def test_the_whole_result_exports_to_a_file(quick, redis_client, tmp_path):
             path.focus()
             await pilot.press("enter")
             await until(pilot, lambda: "exported 1,500 rows to" in text_of(app, "#runbar"))
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
     assert pq.read_table(target).num_rows == 1500 and os.stat(target).st_mode & 0o777 == 0o600
@@ -287,7 +280,7 @@ def test_a_time_series_result_is_charted_with_one_key(quick, redis_client):
     async def scenario() -> None:
         app = ArchivesApp(quick)
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived >= 600)
+            await archived(pilot, app, 600)
             editor, chart = app.query_one("#editor", TextArea), app.query_one("#chart")
             editor.focus()
             await pilot.press("ctrl+a", *"SELECT 'x' AS name, 1 AS n")  # Ctrl+A selects all: typing replaces it
@@ -313,8 +306,7 @@ def test_a_time_series_result_is_charted_with_one_key(quick, redis_client):
             await pilot.press("v")
             await pilot.pause(0.2)
             assert visible(app, "#results") and not visible(app, "#chart")
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -323,7 +315,7 @@ def test_the_exporter_keeps_exporting_while_a_long_query_runs_and_esc_stops_it(q
     async def scenario() -> None:
         app = ArchivesApp(quick, demo=True)
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: app.background is not None and app.background.pipeline.metrics.archived > 0)
+            await archived(pilot, app)
             editor = app.query_one("#editor", TextArea)
             editor.text = "SELECT count() FROM numbers(3000000000) WHERE sipHash64(toString(number)) % 7 = 1"  # ~100 s
             await pilot.press("f5")
@@ -334,8 +326,7 @@ def test_the_exporter_keeps_exporting_while_a_long_query_runs_and_esc_stops_it(q
             await pilot.press("escape")
             await until(pilot, lambda: app.execution.done, timeout=30)
             await until(pilot, lambda: "cancelled" in text_of(app, "#runbar"))
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -375,7 +366,7 @@ def test_panel_keys_tabs_and_full_width(quick):
             await pilot.press("f10")
             await pilot.pause(0.2)
             assert type(app.screen).__name__ == "CommandPalette"
-            await pilot.press("escape", "ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await pilot.press("escape")
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())

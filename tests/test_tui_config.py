@@ -11,7 +11,7 @@ from textual.widgets import Input
 
 from archives_tui.app import ArchivesApp
 from exporter.config import Config, load_config
-from tests.pilot import text_of, until, visible
+from tests.pilot import quit_app, text_of, until, visible
 
 
 def write_config(config: Config, path: Path) -> Config:
@@ -95,7 +95,6 @@ def test_f2_shows_the_config_a_bad_value_is_refused_and_a_good_one_saved_and_app
             await pilot.resize_terminal(160, 45)  # wide: the panel in the query's place
             await pilot.pause(0.3)
             assert visible(app, "#config") and visible(app, "#status") and not visible(app, "#query")
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())

@@ -14,7 +14,7 @@ from archives_tui.editor import SqlEditor, sql_syntax
 from archives_tui.vocabulary import HIGHLIGHT_NAMES
 from exporter.engine import wire
 from exporter.engine.interface import Catalog, Column, Table
-from tests.pilot import text_of, until
+from tests.pilot import quit_app, text_of, until
 
 
 async def opened(app: ArchivesApp, pilot) -> SqlEditor:
@@ -94,8 +94,7 @@ def test_the_editor_colours_clickhouse_with_the_engines_own_names(quick):
             await pilot.pause(0.2)
             assert editor.theme == "archives-sql-archives-light"
             assert editor._theme.syntax_styles["keyword"].color != keyword
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -175,8 +174,7 @@ def test_completion_offers_the_catalogs_names_and_tab_accepts(quick):
             assert "DateTime64" in shown(editor)
             await pilot.press("space")  # a non-word key closes it
             assert not editor.completing
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
@@ -204,8 +202,7 @@ def test_completion_fits_a_narrow_screen(quick):
             await pilot.resize_terminal(80, 30)  # the list would float where the word no longer is
             await pilot.pause(0.2)
             assert not editor.completing
-            await pilot.press("ctrl+q")
-            await until(pilot, lambda: not app.is_running, timeout=60)
+            await quit_app(pilot, app)
 
     asyncio.run(scenario())
 
