@@ -24,7 +24,6 @@ import os
 import platform
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 
+from bench.cleanup import Cleanup
 from exporter.batch import Batch, read_range
 from exporter.config import Config
 from exporter.embedded import PrivateRedis
@@ -63,33 +63,6 @@ CONSUMER = "bench"
 
 
 # -- parts -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cleanup:
-    """Stops the server and removes the temp dir once, from ``finally``, atexit or a signal."""
-
-    root: Path
-    keep: bool = False
-    server: PrivateRedis | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    done: bool = False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception as exc:
-                print(f"cleanup: {exc}", file=sys.stderr)
-        if self.server is not None:
-            self.server.stop()
-        if self.keep:
-            print(f"kept {self.root}")
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def open_warm(directory: Path, config: Config) -> WarmStore:
@@ -535,7 +508,8 @@ def run(args: argparse.Namespace) -> None:
     atexit.register(cleanup)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        cleanup.server = server = PrivateRedis(root / "redis")
+        server = PrivateRedis(root / "redis")
+        cleanup.closers.append(server.stop)
         client = redis.Redis.from_url(server.url, socket_timeout=120, socket_connect_timeout=5)
         cleanup.closers.append(client.close)
         n, batch_size = args.events, args.batch_size

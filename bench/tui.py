@@ -41,6 +41,11 @@ from pathlib import Path
 import psutil
 import redis
 
+if __package__ in (None, ""):  # run as a script: the repository's bench package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.cleanup import Cleanup
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "archives-bench"
 STREAM = "bench:tui"
@@ -60,30 +65,6 @@ class Failed(Exception):
 
 
 # -- parts -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Cleanup:
-    """Runs every closer once, newest first, from ``finally``, atexit or SIGTERM; then removes the temp dir."""
-
-    root: Path
-    keep: bool = False
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    done: bool = False
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception as exc:
-                print(f"cleanup: {exc}", file=sys.stderr)
-        if self.keep:
-            print(f"kept {self.root}")
-        else:
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Tmux:
