@@ -1,0 +1,145 @@
+"""The project's one SQL lexer, for ClickHouse's dialect: the guard, routing, the statement splitter,
+the editor's highlighting and completion all read a statement through it.
+
+It knows what ClickHouse's own lexer knows: strings in single quotes (backslash escapes and doubled
+quotes), names quoted with back quotes or double quotes, ``--``, ``//``, ``# `` and ``#!`` line
+comments, nested ``/* */`` comments and ``$tag$ ... $tag$`` heredocs. Whitespace is what the engine
+skips, Unicode spaces included (it reads ``SELECT\\u3000x`` as ``SELECT x``); format characters such
+as U+200B are tokens of their own (``odd``) so nothing can take them for nothing.
+
+Its cost is linear in the text's length whatever the text holds: every token is one anchored match
+or one ``str.find``, and a string, quoted name, comment or heredoc left open ends the scan with one
+``open`` token running to the end (the engine refuses such text; a highlighter colours it to the end).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# The characters ClickHouse skips as whitespace: ASCII's and the Unicode spaces its UTF-8 reader knows.
+SPACES = " \t\n\r\v\f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+         "\u2028\u2029\u202f\u205f\u3000"
+
+_SIMPLE = re.compile(rf"""
+      (?P<space>[{SPACES}]+)
+    | (?P<comment>(?:--|//|\#[ !])[^\n]*)
+    | (?P<string>'(?:[^'\\]|\\.|'')*')
+    | (?P<quoted>"(?:[^"\\]|\\.|"")*"|`(?:[^`\\]|\\.|``)*`)
+    | (?P<placeholder>\{{[A-Za-z_]\w*(?::[^{{}}\n]*)?\}})
+    | (?P<number>(?:0[xX][0-9A-Fa-f_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?))
+    | (?P<word>[A-Za-z_$][\w$]*)
+    | (?P<op>->|::|\|\||<=|>=|!=|<>|==|[-+*/%=<>!?:.,;()\[\]{{}}^&|~@])
+""", re.VERBOSE | re.DOTALL | re.ASCII)
+_HEREDOC = re.compile(r"\$(\w*)\$", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token: ``kind`` is space, comment, string, quoted, placeholder, number, word, op, odd (a
+    character no token starts with) or open (an unterminated string, name, comment or heredoc, to the
+    end of the text); ``start`` is its offset in the text."""
+
+    kind: str
+    text: str
+    start: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.text)
+
+    @property
+    def upper(self) -> str:
+        return self.text.upper()
+
+    @property
+    def name(self) -> str:
+        """A word, or a quoted name without its quotes (escapes undone): what the engine reads."""
+        if self.kind != "quoted":
+            return self.text
+        quote, body = self.text[0], self.text[1:-1]
+        return re.sub(r"\\(.)", r"\1", body.replace(quote * 2, quote))
+
+
+def lex(sql: str) -> Iterator[Token]:
+    """Every token of ``sql`` in order, whitespace and comments included; the texts add up to ``sql``."""
+    position, length = 0, len(sql)
+    while position < length:
+        char = sql[position]
+        if char == "/" and sql.startswith("/*", position):
+            end = _block_comment_end(sql, position + 2)
+            if end < 0:
+                yield Token("open", sql[position:], position)
+                return
+            yield Token("comment", sql[position:end], position)
+            position = end
+            continue
+        if char == "$" and (heredoc := _HEREDOC.match(sql, position)):
+            end = sql.find(heredoc.group(), heredoc.end())
+            if end < 0:
+                yield Token("open", sql[position:], position)
+                return
+            end += len(heredoc.group())
+            yield Token("string", sql[position:end], position)
+            position = end
+            continue
+        match = _SIMPLE.match(sql, position)
+        if match is None:
+            if char in "'\"`":
+                yield Token("open", sql[position:], position)
+                return
+            yield Token("odd", char, position)
+            position += 1
+            continue
+        yield Token(match.lastgroup or "op", match.group(), position)
+        position = match.end()
+
+
+def _block_comment_end(sql: str, position: int) -> int:
+    """Where a ``/*`` comment ends (they nest), or -1 when it does not; each character is looked at once."""
+    depth, opening, closing = 1, -1, -1
+    while depth:
+        if opening != -2 and opening < position:  # -2: no more openings
+            opening = sql.find("/*", position)
+            opening = -2 if opening < 0 else opening
+        if closing < position:
+            closing = sql.find("*/", position)
+            if closing < 0:
+                return -1
+        if 0 <= opening < closing:
+            depth, position = depth + 1, opening + 2
+        else:
+            depth, position = depth - 1, closing + 2
+    return position
+
+
+def tokens(sql: str) -> list[Token]:
+    """The significant tokens: whitespace and comments left out."""
+    return [t for t in lex(sql) if t.kind not in ("space", "comment")]
+
+
+def statements(sql: str) -> list[tuple[int, int]]:
+    """The spans of the statements in ``sql``, split at each ``;`` that is neither in a string, a quoted
+    name nor a comment; a span keeps its surrounding whitespace and comments."""
+    spans, start = [], 0
+    for token in lex(sql):
+        if token.kind == "op" and token.text == ";":
+            spans.append((start, token.start))
+            start = token.end
+    spans.append((start, len(sql)))
+    return spans
+
+
+def statement_at(sql: str, offset: int) -> tuple[int, int]:
+    """The span of the statement holding ``offset`` (at a ``;``, the statement it ends)."""
+    for start, end in statements(sql):
+        if offset <= end:
+            return start, end
+    return len(sql), len(sql)
+
+
+def significant(sql: str) -> str:
+    """``sql`` without its comments and outer whitespace: a trailing ``-- note`` cannot swallow what
+    is written after the statement (a closing parenthesis, a FORMAT clause)."""
+    return "".join(" " if t.kind == "comment" else t.text for t in lex(sql)).strip(SPACES)
