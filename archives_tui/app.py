@@ -35,9 +35,8 @@ from exporter.config import Config
 from exporter.embedded import data_dir
 from exporter.errors import QueryError
 from exporter.query import writers
-from exporter.query.explain import explain, pretty
 from exporter.query.history import QueryHistory
-from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult
+from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult, Taken, first_page
 from exporter.query.templates import available, catalog, render
 from exporter.redact import describe
 
@@ -232,9 +231,9 @@ class ArchivesApp(App):
         if not sql:
             return
         panel.running(sql)
-        q = self.config.query
-        limits = Limits(q.max_execution_time, q.max_rows_to_read, q.max_result_rows)
-        self.execution = Execution(self.background.backend, sql, limits, self.history)
+        page = self.config.ui.grid_rows  # the first page at once; Ctrl+E exports the whole result
+        self.execution = Execution(self.background.queries, sql, Limits(block_rows=min(page, 65536)), self.history,
+                                   consume=first_page(page))
         self.recalled = 0
         self.wait_for_query(self.execution)
 
@@ -275,7 +274,7 @@ class ArchivesApp(App):
     @work(thread=True, exclusive=True, group="query")
     def explain_statement(self, sql: str) -> None:
         try:
-            plan = explain(self.background.backend, sql)
+            plan = self.background.queries.explain(sql)
             self.call_from_thread(self.query_one(QueryPanel).show_text, "plan (F5 runs the statement)", plan)
         except Exception as exc:  # a refusal or an engine error: said in place
             self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
@@ -288,7 +287,7 @@ class ArchivesApp(App):
     @work(thread=True, exclusive=True, group="format")
     def format_statement(self, sql: str) -> None:
         try:
-            laid_out = pretty(self.background.backend, sql)
+            laid_out = self.background.queries.pretty(sql)
         except Exception as exc:
             self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
             return
@@ -310,14 +309,12 @@ class ArchivesApp(App):
                 return
             fmt, path = choice
 
-            def write(reader) -> int:
+            def write(reader) -> Taken:
                 with writers.whole_file(Path(path).expanduser()) as out:
-                    return writers.write_batches(reader, fmt, out)[0]
+                    return Taken(None, writers.write_batches(reader, fmt, out)[0])
 
-            q = self.config.query
             self.query_one(QueryPanel).running(f"exporting to {path}")
-            self.execution = Execution(self.background.backend, sql, Limits(q.max_execution_time, q.max_rows_to_read),
-                                       self.history, consume=write)
+            self.execution = Execution(self.background.queries, sql, None, self.history, consume=write)
             self.wait_for_export(self.execution, path)
 
         self.push_screen(ExportScreen(default), start)

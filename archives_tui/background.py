@@ -7,6 +7,7 @@ Nothing here touches a widget: the app reads ``snapshot()`` from a worker thread
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import threading
@@ -21,6 +22,7 @@ from exporter.maintenance.retention import TIERS, RetentionManager, RetentionRun
 from exporter.maintenance.schedule import RetentionSchedule
 from exporter.memory import tuned_for_export
 from exporter.pipeline import ExportPipeline
+from exporter.query.layer import LocalQueries
 from exporter.seed import synthetic_completions
 from exporter.status import stream_status
 from exporter.tiers import federation
@@ -174,8 +176,13 @@ class Background:
 
     @property
     def backend(self):
-        """The warm store's engine, for the dashboard's queries (it owns the store)."""
+        """The warm store's engine (this process owns the store): catalog and schema versions."""
         return self.archive.warm.backend
+
+    @functools.cached_property
+    def queries(self) -> LocalQueries:
+        """The query layer the dashboard's queries go through: judged, routed and limited as the socket's."""
+        return runtime.local_queries(self.config, self.backend)
 
     def snapshot(self) -> Snapshot:
         """The status figures now (called from a worker thread, every refresh)."""
@@ -196,7 +203,7 @@ class Background:
         if now - self._cold_at > COLD_EVERY:
             self._cold, self._cold_at = self._read_cold(), now
         shot.storage["cold"] = {**self._cold, "age": now - self._cold_at}
-        shot.figures = read_figures(self.archive.warm.backend)
+        shot.figures = read_figures(self.queries)
         try:
             shot.last_retention = self.manager.last_run()
         except Exception:  # Redis down: said above

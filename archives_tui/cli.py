@@ -37,9 +37,8 @@ from exporter.maintenance.retention import RetentionManager
 from exporter.maintenance.schedule import RetentionSchedule
 from exporter.memory import tuned_for_export
 from exporter.query import templates, writers
-from exporter.query.explain import explain
 from exporter.query.history import QueryHistory
-from exporter.query.run import Execution, QueryResult
+from exporter.query.run import Execution, QueryResult, Taken
 from exporter.redact import RedactingFilter, redact
 from exporter.status import collect
 
@@ -286,16 +285,16 @@ def cmd_query(config: Config, args) -> int:
     if args.save_as:
         history.save_favorite(args.save_as, sql.strip())
     if args.explain:
-        with runtime.query_backend(config) as backend:
-            print(explain(backend, sql))
+        with runtime.query_layer(config) as queries:
+            print(queries.explain(sql))
         return 0
     q = config.query
     started = time.perf_counter()
     if args.format == "table":  # shown whole: the engine cuts it at --limit or query.max_result_rows
         wanted = args.limit + 1 if args.limit else q.max_result_rows  # one more, to know it was cut
         limits = Limits(q.max_execution_time, q.max_rows_to_read, wanted, cut_results=bool(args.limit))
-        with runtime.query_backend(config) as backend:
-            result = _wait(Execution(backend, sql, limits, history))
+        with runtime.query_layer(config) as queries:
+            result = _wait(Execution(queries, sql, limits, history))
         table = result.table.slice(0, args.limit) if args.limit else result.table
         cut = table.num_rows < result.rows
         render(table, "table", sys.stdout.buffer)
@@ -304,13 +303,13 @@ def cmd_query(config: Config, args) -> int:
         limits = Limits(q.max_execution_time, q.max_rows_to_read)
         outcome: dict[str, bool] = {}
 
-        def write(reader) -> int:
+        def write(reader) -> Taken:
             with _output(args.output) as out:
                 written, outcome["cut"] = writers.write_batches(reader, args.format, out, args.limit)
-            return written
+            return Taken(None, written)
 
-        with runtime.query_backend(config) as backend:
-            result = _wait(Execution(backend, sql, limits, history, consume=write))
+        with runtime.query_layer(config) as queries:
+            result = _wait(Execution(queries, sql, limits, history, consume=write))
         cut = outcome.get("cut", False)
     print(_summary(result, time.perf_counter() - started, args.output, args.limit if cut else None), file=sys.stderr)
     return 0
@@ -355,9 +354,9 @@ def cmd_find(config: Config, args) -> int:
 
     client = runtime.connect_redis(config)
     try:
-        with runtime.query_backend(config) as backend:
+        with runtime.query_layer(config) as queries:
             p = config.pipeline
-            found = find_job(backend, client, p.stream_key, p.consumer_group, args.id)
+            found = find_job(queries, client, p.stream_key, p.consumer_group, args.id)
     finally:
         client.close()
     if found.num_rows == 0:

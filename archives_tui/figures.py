@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.engine.interface import ClickHouseBackend
+from exporter.query.layer import QueryLayer
 from exporter.query.run import run
 
 
@@ -51,12 +51,12 @@ FIGURES = (
 )
 
 
-def read_figures(backend: ClickHouseBackend) -> dict[str, float | str | None]:
+def read_figures(queries: QueryLayer) -> dict[str, float | str | None]:
     """Each figure's value now (a figure whose query fails says why, the others are still read)."""
     values: dict[str, float | str | None] = {}
     for figure in FIGURES:
         try:
-            values[figure.name] = run(backend, figure.sql).table.column(0)[0].as_py()  # routed: warm only
+            values[figure.name] = run(queries, figure.sql).table.column(0)[0].as_py()  # routed: warm only
         except Exception as exc:  # shown in place of the number
             values[figure.name] = f"unavailable: {' '.join(str(exc).split())[:80]}"
     return values

@@ -102,8 +102,10 @@ class QueryPanel(Vertical):
     async def show(self, result: QueryResult) -> None:
         await self._fill(result.table if result.table is not None else pa.table({}))
         tiers = "+".join(result.tiers) or "-"
-        cap = self.grid_rows
-        count = f"{result.rows:,} rows" if result.rows <= cap else f"first {cap:,} of {result.rows:,} rows"
+        if result.complete:
+            count = f"{result.rows:,} row{'' if result.rows == 1 else 's'}"
+        else:  # the engine was stopped there: how many more there were is not known
+            count = f"first {result.rows:,} rows · more not fetched (Ctrl+E exports all)"
         self.query_one("#runbar", Static).update(Text(
             f"{count} in {result.elapsed:.2f}s · {tiers} · {result.stats.rows_read:,} rows, "
             f"{human_size(result.stats.bytes_read)} read", "green"))
@@ -138,7 +140,7 @@ class QueryPanel(Vertical):
         plt.clear_data()
         plt.clear_figure()
         plt.date_form("Y-m-d H:M:S")
-        plt.title(f"{', '.join(numbers[:5])} by {times[0]} ({len(x):,} points)")
+        plt.title(f"{', '.join(numbers[:5])} by {times[0]} ({len(x):,} points: the rows the grid holds)")
         for name in numbers[:5]:
             plt.plot(x, [float(v) if v is not None else 0.0 for v in ordered.column(name).to_pylist()], label=name)
         chart.add_class("-shown")
@@ -153,8 +155,9 @@ class QueryPanel(Vertical):
             f"exported {result.rows:,} rows to {path} in {result.elapsed:.2f}s · {tiers}", "green"))
 
     def failed(self, message: str) -> None:
-        """The message, whole, in the results' place (the next result replaces it)."""
-        self.query_one("#runbar", Static).update(Text(message.splitlines()[0] if message else "failed", "red"))
+        """The message, whole, in the results' place (the next result replaces it); the run bar only
+        says that it failed, so the sentence is read once."""
+        self.query_one("#runbar", Static).update(Text("failed: the reason is below" if message else "failed", "red"))
         self.query_one("#result-error", Static).update(Text(message, "red"))
         self.query_one("#result-error").add_class("-shown")
         self.query_one("#results").add_class("-hidden")

@@ -292,6 +292,7 @@ class QueryConfig:
     max_execution_time: float = _setting(300.0, _duration, "a query running longer is stopped by the engine")
     max_rows_to_read: int = _setting(10_000_000_000, _int(1), "a query reading more rows is stopped")
     max_result_rows: int = _setting(1_000_000, _int(1), "a query returning more rows is refused (add a LIMIT)")
+    max_statement_bytes: int = _setting(256 << 10, _int(64), "a longer statement is refused before it is parsed")
     templates: tuple[TemplateSpec, ...] = _setting((), _user_templates,
                                                    "your own templates: name: {sql, title, description, defaults}")
 

@@ -17,6 +17,10 @@ class QueryError(ArchivesError):
     """A query was rejected by the engine."""
 
 
+class QueryRefused(QueryError):
+    """A statement the console does not run; the message says why in one sentence."""
+
+
 class SinkError(Exception):
     """A sink failed to store a batch; the batch stays pending and is retried."""
 

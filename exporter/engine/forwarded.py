@@ -1,14 +1,10 @@
-"""A backend that asks the process owning an embedded warm store to run queries for us.
+"""A console's query layer when another process owns the store: every call is one request on the
+owner's socket (``exporter.engine.wire``; the owner's side is ``exporter.query.serve``).
 
-A chdb data directory belongs to one process; while ``archives export`` holds it, another process reaches
-the same store through the owner's query socket (``exporter.engine.wire``; the owner's side is
-``exporter.query.serve``). Everything above the backend (run_query, Execution, explain, find) works
-unchanged through it: limits, the query id and the read statistics travel, cancel stops the owner's
-engine, and results stream batch by batch as Arrow.
-
-It is read-only: the owner refuses every statement its guard refuses, and this side refuses ``execute``
-and ``insert_arrow`` outright. Each call uses a connection of its own, so calls from several threads (a
-query and its cancel) need no lock.
+The owner judges, routes and limits; this side sends the user's text, may ask for less (a row cap, a
+shorter time), and reads the result as Arrow batches as they come. Dropping a result's reader hangs
+up, and the owner's engine stops. Each call uses a connection of its own, so calls from several
+threads (a query and its cancel) need no lock.
 """
 
 from __future__ import annotations
@@ -24,15 +20,15 @@ import pyarrow as pa
 from exporter.engine import wire
 from exporter.engine.interface import Catalog, Limits, QueryStats
 from exporter.engine.pool import Held
-from exporter.errors import ArchivesError, QueryError
-from exporter.query.guard import QueryRefused
+from exporter.errors import ArchivesError, QueryError, QueryRefused
+from exporter.query.layer import BATCH_ROWS, Opened
 
 CONNECT_TIMEOUT = 2.0  # a live owner accepts at once; a socket nobody listens on is refused at once
 CANCEL_TIMEOUT = 30.0
 
 
-class ForwardedBackend:
-    """The owner's warm store, reached over its query socket; ``reach`` finds out whether one answers."""
+class RemoteQueries:
+    """The owner's query layer, reached over its socket; ``reach`` finds out whether one answers."""
 
     def __init__(self, path: Path, owner: str) -> None:
         self.path = path
@@ -40,7 +36,7 @@ class ForwardedBackend:
         self.description = f"the warm store of {owner}, through {path}"
 
     @classmethod
-    def reach(cls, path: Path) -> ForwardedBackend | None:
+    def reach(cls, path: Path) -> RemoteQueries | None:
         """The owner's backend when a process answers at ``path``; None when there is no socket or nobody
         listens on it (its owner died, e.g. by SIGKILL, and left the file behind)."""
         if not path.is_socket():
@@ -57,27 +53,26 @@ class ForwardedBackend:
             backend._raise(answer)
         return backend
 
-    def execute(self, sql: str, settings: dict[str, object] | None = None) -> None:
-        raise QueryRefused(self._read_only())
+    def run(self, sql: str, limits: Limits | None = None, query_id: str | None = None,
+            stats: QueryStats | None = None, batch_rows: int = BATCH_ROWS) -> Opened:
+        request = {"op": "run", "sql": sql, "limits": wire.limits_to_wire(limits), "query_id": query_id,
+                   "batch_rows": batch_rows}
+        schema, batches, release, answer = self._stream(request, stats)
+        reader = pa.RecordBatchReader.from_batches(schema, Held(batches, release))
+        return Opened(reader, tuple(answer.get("tiers") or ()), str(answer.get("sql") or sql))
 
-    def insert_arrow(self, table: str, data: pa.Table, settings: dict[str, object] | None = None) -> None:
-        raise QueryRefused(self._read_only())
-
-    def query_arrow(self, sql: str, settings: dict[str, object] | None = None, *, limits: Limits | None = None,
-                    query_id: str | None = None, stats: QueryStats | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, settings: dict[str, object] | None = None, **_: object) -> pa.Table:
+        """A whole result, for readers written against a backend (status figures): the statement is the
+        owner's to judge like any other."""
         if settings:
-            raise QueryRefused(f"per-query settings are not forwarded to {self.owner}: "
-                               "put them in the SQL (SETTINGS ...) where the guard allows them")
-        schema, batches, release = self._query(sql, True, limits, query_id, stats, 65536)
-        try:
-            return pa.Table.from_batches(list(batches), schema)
-        finally:
-            release()
+            raise QueryRefused("per-query settings are not sent to the owner: put them in the SQL")
+        return self.run(sql).reader.read_all()
 
-    def query_batches(self, sql: str, *, limits: Limits | None = None, query_id: str | None = None,
-                      stats: QueryStats | None = None, batch_rows: int = 65536) -> pa.RecordBatchReader:
-        schema, batches, release = self._query(sql, False, limits, query_id, stats, batch_rows)
-        return pa.RecordBatchReader.from_batches(schema, Held(batches, release))
+    def explain(self, sql: str) -> str:
+        return str(self._ask({"op": "explain", "sql": sql}, None)["text"])
+
+    def pretty(self, sql: str) -> str:
+        return str(self._ask({"op": "pretty", "sql": sql}, None)["text"])
 
     def cancel(self, query_id: str) -> bool:
         answer = self._ask({"op": "cancel", "query_id": query_id}, CANCEL_TIMEOUT)
@@ -89,12 +84,9 @@ class ForwardedBackend:
     def close(self) -> None:
         """Nothing is held between calls: the owner keeps the store."""
 
-    def _query(self, sql: str, whole: bool, limits: Limits | None, query_id: str | None,
-               stats: QueryStats | None, batch_rows: int):
-        """The result's schema, its batches as they arrive, and how to hang up (which makes the owner
-        abandon the query if it is still running)."""
-        request = {"v": wire.VERSION, "op": "query", "sql": sql, "whole": whole,
-                   "limits": wire.limits_to_wire(limits), "query_id": query_id, "batch_rows": batch_rows}
+    def _stream(self, request: dict[str, Any], stats: QueryStats | None):
+        """A result's schema, its batches as they arrive, how to hang up (which makes the owner abandon
+        the query if it is still running), and the owner's answer frame (tiers, the SQL it runs)."""
         conn = self._open()
         incoming, outgoing = conn.makefile("rb"), conn.makefile("wb")
 
@@ -104,7 +96,7 @@ class ForwardedBackend:
                     closable.close()
 
         try:
-            wire.send(outgoing, request)
+            wire.send(outgoing, {"v": wire.VERSION, **request})
             answer = wire.receive(incoming)
             if not answer.get("ok"):
                 self._raise(answer)
@@ -126,7 +118,7 @@ class ForwardedBackend:
             if stats is not None:
                 stats.add(int(trailer.get("rows_read") or 0), int(trailer.get("bytes_read") or 0))
 
-        return stream.schema, batches(), release
+        return stream.schema, batches(), release, answer
 
     def _ask(self, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         """One request and its one answer frame (ping, cancel, catalog)."""
@@ -159,10 +151,6 @@ class ForwardedBackend:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         return ArchivesError(f"{self.owner}, which owns the warm store, stopped answering at {self.path} "
                              f"({' '.join(reason.split())}); run the query again")
-
-    def _read_only(self) -> str:
-        return (f"the warm store is owned by {self.owner} and this forwarded connection is read-only: "
-                "it runs queries, not writes")
 
 
 def _connect(path: Path, timeout: float) -> socket.socket:

@@ -29,6 +29,7 @@ class Limits:
     max_rows_to_read: int | None = None
     max_result_rows: int | None = None
     cut_results: bool = True
+    block_rows: int | None = None  # the engine's block size: a first page arrives after this many rows
 
     def cut(self, result: pa.Table) -> pa.Table:
         """At most ``max_result_rows`` rows: the engine's 'break' stops only at a block boundary."""
@@ -61,6 +62,8 @@ class Limits:
         if self.max_result_rows is not None:
             settings.update(max_result_rows=self.max_result_rows,
                             result_overflow_mode="break" if self.cut_results else "throw")
+        if self.block_rows is not None:
+            settings["max_block_size"] = self.block_rows
         return settings
 
 

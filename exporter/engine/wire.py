@@ -1,26 +1,27 @@
-"""The wire between the process that owns an embedded warm store and the other local processes querying it.
+"""The wire between the process that owns the archive's store and the consoles querying it.
 
-A chdb data directory belongs to one process; that owner answers everyone else's queries over a Unix
-socket next to the directory (``<warm>.sock``, owner-only, like the ``<warm>.owner`` lock file). One
-request per connection; a second connection cancels a query running on the first.
+The owner answers on a Unix socket (owner-only, the peer's uid checked). One request per connection; a
+second connection cancels a query running on the first. Frames are a 4-byte big-endian length and a
+JSON object. The console sends one request frame::
 
-Frames are a 4-byte big-endian length and a JSON object. The client sends one request frame::
+    {"v": 2, "op": "ping"}                                 -> {"ok": true, "owner": "pid 12 (archives export)"}
+    {"v": 2, "op": "catalog"}                              -> {"ok": true, "catalog": {...}}
+    {"v": 2, "op": "cancel", "query_id": "..."}           -> {"ok": true, "cancelled": true}
+    {"v": 2, "op": "explain" | "pretty", "sql": "..."}    -> {"ok": true, "text": "..."}
+    {"v": 2, "op": "run", "sql": "...",                    -> {"ok": true, "tiers": [...], "sql": "..."},
+     "limits": {...} | null, "query_id": "..." | null,        Arrow IPC stream, trailer
+     "batch_rows": 65536}
 
-    {"v": 1, "op": "ping"}                                  -> {"ok": true, "owner": "pid 12 (archives export)"}
-    {"v": 1, "op": "catalog"}                               -> {"ok": true, "catalog": {...}}
-    {"v": 1, "op": "cancel", "query_id": "..."}            -> {"ok": true, "cancelled": true}
-    {"v": 1, "op": "query", "sql": "...", "whole": false,  -> {"ok": true}, Arrow IPC stream, trailer
-     "limits": {...} | null, "query_id": "..." | null, "batch_rows": 65536}
+"run" is "run this user statement": the owner judges the text (the guard), routes it, runs it with its
+own limits (a request's ``limits`` may only lower them) and streams the result. A refusal or a failure
+before the result starts is the answer frame itself: ``{"ok": false, "kind": "refused" | "query" |
+"unavailable" | "error", "error": "one sentence"}``. Otherwise the result follows as one Arrow IPC
+stream written batch by batch as the engine produces it, then a trailer frame: ``{"ok": true,
+"rows_read": n, "bytes_read": n}``, or the failure frame above when the query failed mid-stream (the
+IPC stream is ended first, so the client reads it to its end either way). No pickle: JSON and Arrow.
 
-A refusal or a failure before the result starts is the answer frame itself: ``{"ok": false, "kind":
-"refused" | "query" | "unavailable" | "error", "error": "one sentence"}``. Otherwise the result follows
-as one Arrow IPC stream written batch by batch as the engine produces it, then a trailer frame: ``{"ok":
-true, "rows_read": n, "bytes_read": n}``, or the failure frame above when the query failed mid-stream (the
-IPC stream is ended first, so the client reads it to its end either way). ``whole`` asks for the
-engine's whole-result call (``query_arrow``: a result over ``max_result_rows`` fails instead of being
-cut when ``cut_results`` is off), which is still sent batch by batch. No pickle: JSON and Arrow only.
-
-A client that hangs up makes the owner abandon the query: the engine is told to stop.
+A request frame is bounded (``MAX_REQUEST``) before it is read; a console that hangs up makes the owner
+abandon its query.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ import orjson
 
 from exporter.engine.interface import Catalog, Column, Limits, Table
 
-VERSION = 1
-MAX_FRAME = 64 << 20  # a catalog is about 200 KB; a bogus length must not allocate gigabytes
+VERSION = 2
+MAX_FRAME = 64 << 20  # an owner's answer (a catalog is about 200 KB); a bogus length must not allocate gigabytes
+MAX_REQUEST = 4 << 20  # a console's request: a statement is at most query.max_statement_bytes, JSON-escaped
 QUERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _LENGTH = struct.Struct(">I")
 
@@ -57,9 +59,9 @@ def send(stream: BinaryIO, message: dict[str, Any], flush: bool = True) -> None:
         stream.flush()
 
 
-def receive(stream: BinaryIO) -> dict[str, Any]:
+def receive(stream: BinaryIO, limit: int = MAX_FRAME) -> dict[str, Any]:
     length = _LENGTH.unpack(_exactly(stream, _LENGTH.size))[0]
-    if length > MAX_FRAME:
+    if length > limit:
         raise WireError(f"a frame of {length:,} bytes is larger than the protocol allows")
     try:
         message = orjson.loads(_exactly(stream, length))
@@ -81,11 +83,13 @@ def limits_to_wire(limits: Limits | None) -> dict[str, Any] | None:
     if limits is None:
         return None
     return {"max_execution_time": limits.max_execution_time, "max_rows_to_read": limits.max_rows_to_read,
-            "max_result_rows": limits.max_result_rows, "cut_results": limits.cut_results}
+            "max_result_rows": limits.max_result_rows, "cut_results": limits.cut_results,
+            "block_rows": limits.block_rows}
 
 
 def limits_from_wire(data: object) -> Limits | None:
-    """The limits a request carries; anything but non-negative numbers is refused (they end up in SQL)."""
+    """The limits a request asks for (the owner applies them only where lower than its own); anything but
+    non-negative numbers is refused (they end up in SQL)."""
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -100,7 +104,7 @@ def limits_from_wire(data: object) -> Limits | None:
         return kind(value)
 
     return Limits(number("max_execution_time", float), number("max_rows_to_read", int),
-                  number("max_result_rows", int), bool(data.get("cut_results", True)))
+                  number("max_result_rows", int), bool(data.get("cut_results", True)), number("block_rows", int))
 
 
 def catalog_to_wire(catalog: Catalog) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import redis
 
 from exporter.batch import bodies_of, fields_of
 from exporter.decode import decode_bodies
-from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
+from exporter.query.layer import QueryLayer
 from exporter.query.run import run_query
 from exporter.stream import mark_key
 
@@ -26,11 +26,11 @@ COLUMNS = ["found_in", "entry_id", "job_id", "queue", "enqueue_time", "outcome",
 _CHUNK = 5000
 
 
-def find_job(backend: ClickHouseBackend, client: redis.Redis, stream_key: str, group: str, needle: str) -> pa.Table:
+def find_job(queries: QueryLayer, client: redis.Redis, stream_key: str, group: str, needle: str) -> pa.Table:
     """Rows for every event whose job_id or trace_id is ``needle``, oldest first within each place."""
     rows = _in_stream(client, stream_key, mark_key(stream_key, group), needle)
     rows += _in_dead_letters(client, f"{stream_key}:dlq", needle)
-    archived = run_query(backend, f"SELECT job_id, queue, enqueue_time, outcome, retries, error_type, error_msg, "
+    archived = run_query(queries, f"SELECT job_id, queue, enqueue_time, outcome, retries, error_type, error_msg, "
                                   f"worker_id, trace_id FROM jobs WHERE job_id = {sql_string(needle)} "
                                   f"OR trace_id = {sql_string(needle)} ORDER BY enqueue_time")
     rows += [{"found_in": "archive", **row} for row in archived.to_pylist()]

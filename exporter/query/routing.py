@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.sql import sql_string
 from exporter.errors import QueryError
-from exporter.query.guard import Token, tokens
+from exporter.query.lexer import Token, tokens
 from exporter.tiers.federation import ALL_DAYS, COLD, COLD_HOURS, CUTOFF, FEDERATED, WARM, days_glob
 
 WARM_TIER, COLD_TIER = "warm", "cold"
@@ -252,7 +252,21 @@ def _conjuncts(found: list[Token], j: int) -> tuple[int, list[list[Token]] | Non
         elif top and token.upper == "AND":
             between = False
         parts[-1].append(token)
-    return end, None if mixed else parts
+    return end, None if mixed else [inner for part in parts for inner in _unwrapped(part)]
+
+
+def _unwrapped(conjunct: list[Token]) -> list[list[Token]]:
+    """A conjunct in parentheses is read inside them, split at its own ANDs: the engine's normalized
+    text writes ``a AND b`` as ``(a) AND (b)`` and a BETWEEN as ``((x >= a) AND (x <= b))``."""
+    if len(conjunct) < 2 or conjunct[0].text != "(" or conjunct[-1].text != ")":
+        return [conjunct]
+    depth = 0
+    for k, token in enumerate(conjunct):
+        depth += (token.text == "(") - (token.text == ")")
+        if depth == 0 and k < len(conjunct) - 1:
+            return [conjunct]  # (a) + (b): the first parenthesis closes before the end
+    _, inner = _conjuncts([*conjunct[1:-1], Token("op", ")", conjunct[-1].start)], 0)
+    return [conjunct] if inner is None else inner
 
 
 def _bound(conjunct: list[Token], qualifiers: set[str], sql: str) -> tuple[list[str], list[tuple[str, bool]]] | None:

@@ -1,9 +1,5 @@
-"""Running a user's SQL and returning Arrow, with Enum columns as their names and DateTime columns as
-times (the engine hands them over as seconds).
-
-The guard judges the statement before anything reaches the engine. ClickHouse hands Enum columns to
-Arrow as their integer codes; a user asking for ``outcome`` wants ``failed``, not ``2``: a SELECT's
-column types come from ``DESCRIBE (query)`` and Enum columns are rewritten with ``toString``.
+"""Running a user's statement through a query layer (``exporter.query.layer``) and taking its result:
+whole, as a first page, or written out as it arrives; errors said as the sentence a user can act on.
 """
 
 from __future__ import annotations
@@ -17,11 +13,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from exporter.engine.interface import ClickHouseBackend, Limits, QueryStats
+from exporter.engine.interface import Limits, QueryStats
 from exporter.errors import QueryError
-from exporter.query.guard import check
 from exporter.query.history import HistoryEntry, QueryHistory
-from exporter.query.routing import Route, route
+from exporter.query.layer import QueryLayer
+
+PAGE_BYTES = 64 << 20  # a first page stops here too: 10,000 rows of 1 MiB payload samples would be 10 GiB
 
 
 class LimitExceeded(QueryError):
@@ -30,69 +27,71 @@ class LimitExceeded(QueryError):
 
 @dataclass
 class QueryResult:
-    """A result and what it took: the tiers that served it, the time, and what the engine read. An
-    export has written its rows as they came and holds no table."""
+    """A result and what it took: the tiers that served it, the time, and what the engine read.
+    ``complete`` is False for a first page the result went on past; an export holds no table."""
 
     table: pa.Table | None
     rows: int
     tiers: tuple[str, ...]
     elapsed: float
     stats: QueryStats = field(default_factory=QueryStats)
+    complete: bool = True
 
 
-def prepare(backend: ClickHouseBackend, sql: str) -> Route:
-    """What runs for ``sql``: refused (QueryRefused) before anything reaches the engine unless the guard
-    lets it through; then routed to the tiers its time range needs, with Enum columns as names."""
-    statement = check(sql)
-    if statement.kind not in ("SELECT", "WITH", "EXPLAIN"):
-        return Route(statement.sql, ())
-    routed = route(backend, statement.sql)
-    if statement.kind == "EXPLAIN":
-        return routed
-    text = routed.sql
-    described = backend.query_arrow(f"DESCRIBE TABLE ({routed.shape or text})")  # lists no cold file
-    replaced = []
-    for name, kind in zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True):
-        if "Enum8(" in kind or "Enum16(" in kind:
-            replaced.append(f"toString(`{name}`) AS `{name}`")
-        elif _SECONDS.match(kind):  # the engine hands DateTime to Arrow as a bare number of seconds
-            replaced.append(f"toDateTime64(`{name}`, 0, 'UTC') AS `{name}`")
-    if replaced:
-        text = f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({text})"
-    return Route(text, routed.tiers)
+@dataclass(frozen=True)
+class Taken:
+    """What a consumer took of a result: the rows it kept (None when it wrote them out), how many, and
+    whether it read the result to its end."""
+
+    table: pa.Table | None
+    rows: int
+    complete: bool = True
 
 
-_SECONDS = re.compile(r"^(Nullable\()?DateTime(\(|\)|$)")
+Consumer = Callable[[pa.RecordBatchReader], Taken]
 
 
-def run(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
-        query_id: str | None = None) -> QueryResult:
-    """Run one read-only statement and return its result with what it took."""
-    clock = time.perf_counter()
-    planned = prepare(backend, sql)
-    stats = QueryStats()
+def whole(reader: pa.RecordBatchReader) -> Taken:
+    table = reader.read_all()
+    return Taken(table, table.num_rows)
+
+
+def first_page(rows: int, max_bytes: int = PAGE_BYTES) -> Consumer:
+    """A consumer keeping at most ``rows`` rows and about ``max_bytes``, then letting the rest go (the
+    engine stops): a workbench shows the first page at once and fetches more only when asked."""
+    def take(reader: pa.RecordBatchReader) -> Taken:
+        kept: list[pa.RecordBatch] = []
+        count = size = 0
+        for batch in reader:
+            if count >= rows or size >= max_bytes:
+                return Taken(pa.Table.from_batches(kept, reader.schema), count, complete=False)
+            batch = batch.slice(0, rows - count)
+            kept.append(batch)
+            count += batch.num_rows
+            size += batch.nbytes
+        return Taken(pa.Table.from_batches(kept, reader.schema), count)
+
+    return take
+
+
+def run(queries: QueryLayer, sql: str, limits: Limits | None = None, query_id: str | None = None,
+        consume: Consumer = whole) -> QueryResult:
+    """Run one read-only statement and take its result with ``consume`` (by default whole)."""
+    clock, stats = time.perf_counter(), QueryStats()
     try:
-        table = backend.query_arrow(planned.sql, limits=limits, query_id=query_id, stats=stats)
+        opened = queries.run(sql, limits, query_id, stats)
+        tiers, reader = opened.tiers, _errors_said_plainly(opened.reader, limits)
+        del opened  # the reader's last reference goes with the consumer's: a result left part-read stops
+        taken = consume(reader)
+        del reader
     except QueryError as exc:
         raise _plainly(exc, limits) from None
-    return QueryResult(table, table.num_rows, planned.tiers, time.perf_counter() - clock, stats)
+    return QueryResult(taken.table, taken.rows, tiers, time.perf_counter() - clock, stats, taken.complete)
 
 
-def run_query(backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
-              query_id: str | None = None) -> pa.Table:
-    """The result alone (see ``run``)."""
-    return run(backend, sql, limits, query_id).table  # type: ignore[return-value]
-
-
-def stream(backend: ClickHouseBackend, sql: str, limits: Limits | None = None, query_id: str | None = None,
-           stats: QueryStats | None = None) -> tuple[pa.RecordBatchReader, Route]:
-    """Run one read-only statement and hand its result over batch by batch (for exports of any size)."""
-    planned = prepare(backend, sql)
-    try:
-        reader = backend.query_batches(planned.sql, limits=limits, query_id=query_id, stats=stats)
-    except QueryError as exc:
-        raise _plainly(exc, limits) from None
-    return _errors_said_plainly(reader, limits), planned
+def run_query(queries: QueryLayer, sql: str, limits: Limits | None = None) -> pa.Table:
+    """The whole result alone (see ``run``)."""
+    return run(queries, sql, limits).table  # type: ignore[return-value]
 
 
 def _errors_said_plainly(reader: pa.RecordBatchReader, limits: Limits | None) -> pa.RecordBatchReader:
@@ -160,14 +159,13 @@ class Execution:
     cancel it: the engine is told to stop (KILL QUERY), not merely abandoned to run on. With a
     ``history``, the query is recorded when it ends, whatever the outcome (a refusal or an error too).
 
-    ``consume`` turns the reader into the outcome: by default the whole result as a QueryResult; an
-    export passes a writer, so rows go to the file as they arrive (the outcome is then its row count).
+    ``consume`` takes the result: whole by default, a first page, or a writer that sends rows to a file
+    as they arrive.
     """
 
-    def __init__(self, backend: ClickHouseBackend, sql: str, limits: Limits | None = None,
-                 history: QueryHistory | None = None,
-                 consume: Callable[[pa.RecordBatchReader], int] | None = None) -> None:
-        self.backend = backend
+    def __init__(self, queries: QueryLayer, sql: str, limits: Limits | None = None,
+                 history: QueryHistory | None = None, consume: Consumer = whole) -> None:
+        self.queries = queries
         self.history = history
         self.query_id = uuid.uuid4().hex
         self.cancelled = False
@@ -176,27 +174,19 @@ class Execution:
                                         daemon=True)
         self._thread.start()
 
-    def _run(self, sql: str, limits: Limits | None, consume: Callable[[pa.RecordBatchReader], int] | None) -> None:
+    def _run(self, sql: str, limits: Limits | None, consume: Consumer) -> None:
         started, clock = time.time(), time.perf_counter()
-        tiers: tuple[str, ...] = ()
-        rows = None
         try:
-            if consume is None:
-                self._outcome = run(self.backend, sql, limits, self.query_id)
-                tiers, rows = self._outcome.tiers, self._outcome.rows
-            else:
-                stats = QueryStats()
-                reader, planned = stream(self.backend, sql, limits, self.query_id, stats)
-                tiers = planned.tiers
-                rows = consume(reader)
-                self._outcome = QueryResult(None, rows, tiers, time.perf_counter() - clock, stats)
+            self._outcome = run(self.queries, sql, limits, self.query_id, consume)
         except BaseException as exc:  # handed to whoever waits
             self._outcome = exc
         if self.history is not None:
             outcome = self._outcome
             error = "cancelled" if self.cancelled else str(outcome) if isinstance(outcome, BaseException) else None
+            result = outcome if isinstance(outcome, QueryResult) else None
             self.history.record(HistoryEntry(sql.strip(), started, time.perf_counter() - clock,
-                                             None if error else rows, tiers, error=error))
+                                             result.rows if result else None, result.tiers if result else (),
+                                             error=error))
 
     @property
     def done(self) -> bool:
@@ -220,5 +210,5 @@ class Execution:
         self.cancelled = True
         deadline = time.monotonic() + patience
         while self._thread.is_alive() and time.monotonic() < deadline:
-            self.backend.cancel(self.query_id)  # again if it had not reached the engine yet
+            self.queries.cancel(self.query_id)  # again if it had not reached the engine yet
             self._thread.join(0.1)

@@ -1,11 +1,14 @@
-"""The owner of an embedded warm store answers other local processes' queries over its socket.
+"""The owner of the archive's store answers the consoles over its socket with its query layer.
 
 A chdb data directory belongs to one process, so while ``archives export`` (or the dashboard's exporter
 child) holds it, ``archives query`` in another terminal asks that process instead (the protocol is in
 ``exporter.engine.wire``). What must stay true:
 
-- every SQL text passes the read-only guard here, in the owner, whatever the client checked: the socket
-  is a way in for any local program of the same user, not only for our client;
+- the owner runs the query layer: every SQL text is judged by the guard here, routed here and run
+  with the owner's limits (a request may only lower them): the socket is a way in for any local
+  program of the same user, not only for our consoles;
+- a request is bounded before it is read (``wire.MAX_REQUEST``, and ``query.max_statement_bytes``
+  before any parsing), and at most ``MAX_CONNECTIONS`` consoles are answered at once;
 - only the store's owner user may connect: the socket is 0600 from the moment it has its name (it is
   made in a private staging directory and renamed into place, so the process umask, which chdb's own
   files depend on, is never touched), and on Linux the peer's uid is checked too;
@@ -33,21 +36,22 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from exporter.engine import wire
-from exporter.engine.interface import ClickHouseBackend, Limits, QueryStats
-from exporter.errors import ArchivesError, BackendUnavailable, QueryError
-from exporter.query.guard import QueryRefused, check
+from exporter.engine.interface import QueryStats
+from exporter.errors import ArchivesError, BackendUnavailable, QueryError, QueryRefused
+from exporter.query.layer import LocalQueries
 
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 10.0  # seconds a new connection has to send its request
+MAX_CONNECTIONS = 32  # consoles answered at once; one more is told so and let go
 MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL (Linux)
 
 
 class QueryServer:
-    """Answers forwarded queries on ``path`` with ``backend`` until ``close``."""
+    """Answers the consoles on ``path`` with ``queries`` until ``close``."""
 
-    def __init__(self, backend: ClickHouseBackend, path: Path) -> None:
-        self.backend = backend
+    def __init__(self, queries: LocalQueries, path: Path) -> None:
+        self.queries = queries
         self.path = path
         self.owner = f"pid {os.getpid()} ({' '.join(os.path.basename(a) for a in sys.argv[:2])})"
         self._listener = _listen(path)
@@ -90,8 +94,20 @@ class QueryServer:
                 self._closing.wait(0.1)
                 continue
             with self._lock:
-                self._connections.add(conn)
+                full = len(self._connections) >= MAX_CONNECTIONS
+                if not full:
+                    self._connections.add(conn)
+            if full:
+                threading.Thread(target=self._turn_away, args=(conn,), daemon=True).start()
+                continue
             threading.Thread(target=self._serve, args=(conn,), name="archives-forwarded-query", daemon=True).start()
+
+    @staticmethod
+    def _turn_away(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError), conn.makefile("wb") as outgoing:
+            conn.settimeout(REQUEST_TIMEOUT)
+            wire.send(outgoing, _failure(ArchivesError(
+                f"the exporter is answering {MAX_CONNECTIONS} consoles already; try again in a moment")))
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -100,7 +116,7 @@ class QueryServer:
                     wire.send(outgoing, _failure(ArchivesError("only the store's owner user may query it")))
                     return
                 conn.settimeout(REQUEST_TIMEOUT)
-                request = wire.receive(incoming)
+                request = wire.receive(incoming, wire.MAX_REQUEST)
                 conn.settimeout(None)
                 self._answer(conn, request, outgoing)
         except (wire.WireError, OSError, ValueError):
@@ -113,59 +129,60 @@ class QueryServer:
         op = request.get("op")
         if request.get("v") != wire.VERSION:
             wire.send(out, _failure(ArchivesError(
-                f"this archives version speaks query protocol {wire.VERSION}, not {request.get('v')!r}: "
+                f"this archives version speaks console protocol {wire.VERSION}, not {request.get('v')!r}: "
                 "run the same version as the exporter")))
         elif op == "ping":
-            wire.send(out, {"ok": True, "owner": self.owner, "description": self.backend.description})
-        elif op == "catalog":
+            wire.send(out, {"ok": True, "owner": self.owner, "description": self.queries.description})
+        elif op == "run":
+            self._run(conn, request, out)
+        elif op in ("catalog", "cancel", "explain", "pretty"):
             try:
-                wire.send(out, {"ok": True, "catalog": wire.catalog_to_wire(self.backend.catalog())})
-            except Exception as exc:  # the engine's failure is the client's to report
+                wire.send(out, {"ok": True, **self._reply(op, request)})
+            except Exception as exc:  # a refusal or the engine's failure is the client's to report
                 wire.send(out, _failure(exc))
-        elif op == "cancel":
-            try:
-                wire.send(out, {"ok": True, "cancelled": self.backend.cancel(_query_id(request.get("query_id")))})
-            except Exception as exc:
-                wire.send(out, _failure(exc))
-        elif op == "query":
-            self._query(conn, request, out)
         else:
             wire.send(out, _failure(ArchivesError(f"unknown request {op!r}")))
 
-    def _query(self, conn: socket.socket, request: dict[str, Any], out: BinaryIO) -> None:
+    def _reply(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        if op == "catalog":
+            return {"catalog": wire.catalog_to_wire(self.queries.catalog())}
+        if op == "cancel":
+            return {"cancelled": self.queries.cancel(_query_id(request.get("query_id")))}
+        sql = _sql(request)
+        return {"text": self.queries.explain(sql) if op == "explain" else self.queries.pretty(sql)}
+
+    def _run(self, conn: socket.socket, request: dict[str, Any], out: BinaryIO) -> None:
+        """Run this user statement: judged, routed and limited here; its batches sent as they come."""
         try:
-            sql = request.get("sql")
-            if not isinstance(sql, str):
-                raise wire.WireError("a query request needs its SQL text")
-            statement = check(sql)  # here, in the owner: the socket is open to more than our client
+            sql = _sql(request)
             limits = wire.limits_from_wire(request.get("limits"))
             query_id = _query_id(request.get("query_id") or uuid.uuid4().hex)  # so a hang-up can stop it
             batch_rows = request.get("batch_rows", 65536)
-            if not isinstance(batch_rows, int) or not 0 < batch_rows <= 1 << 24:
-                raise wire.WireError("batch_rows must be a positive integer")
+            if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or not 0 < batch_rows <= 1 << 20:
+                raise wire.WireError("batch_rows must be a whole number from 1 to 1,048,576")
         except (QueryError, wire.WireError) as exc:
             wire.send(out, _failure(exc))
             return
         stats = QueryStats()
-        with _Hangup(conn, lambda: self.backend.cancel(query_id)) as hangup:
+        with _Hangup(conn, lambda: self.queries.cancel(query_id)) as hangup:
             try:
-                result = _Result(self._open(statement.sql, bool(request.get("whole")), limits, query_id, stats,
-                                            batch_rows))
+                opened = self.queries.run(sql, limits, query_id, stats, batch_rows)
             except Exception as exc:
                 wire.send(out, _failure(exc))
                 return
-            wire.send(out, {"ok": True}, flush=False)  # goes with the first batch
-            failure = result.send(out, flush_each=not bool(request.get("whole")))
+            result, tiers, ran = _Result(opened.reader), list(opened.tiers), opened.sql
+            del opened
+            wire.send(out, {"ok": True, "tiers": tiers, "sql": ran}, flush=False)  # goes with the first batch
+            failure = result.send(out)
             hangup.finished()
             wire.send(out, failure or {"ok": True, "rows_read": stats.rows_read, "bytes_read": stats.bytes_read})
 
-    def _open(self, sql: str, whole: bool, limits: Limits | None, query_id: str, stats: QueryStats,
-              batch_rows: int) -> pa.RecordBatchReader:
-        if whole:
-            table = self.backend.query_arrow(sql, limits=limits, query_id=query_id, stats=stats)
-            return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=batch_rows))
-        return self.backend.query_batches(sql, limits=limits, query_id=query_id, stats=stats,
-                                          batch_rows=batch_rows)
+
+def _sql(request: dict[str, Any]) -> str:
+    sql = request.get("sql")
+    if not isinstance(sql, str):
+        raise wire.WireError("the request needs its SQL text")
+    return sql
 
 
 class _Result:
@@ -176,10 +193,9 @@ class _Result:
     def __init__(self, reader: pa.RecordBatchReader) -> None:
         self._reader: pa.RecordBatchReader | None = reader
 
-    def send(self, out: BinaryIO, flush_each: bool) -> dict[str, Any] | None:
-        """Write the Arrow IPC stream, each batch as soon as the engine hands it over when ``flush_each``
-        (a whole result is in memory already: it goes out with the trailer); the failure frame if the
-        query failed mid-way. A client gone mid-stream raises OSError: the query is abandoned."""
+    def send(self, out: BinaryIO) -> dict[str, Any] | None:
+        """Write the Arrow IPC stream, each batch as soon as the engine hands it over; the failure frame
+        if the query failed mid-way. A client gone mid-stream raises OSError: the query is abandoned."""
         assert self._reader is not None
         failure = None
         try:
@@ -193,8 +209,7 @@ class _Result:
                     failure = _failure(exc)
                     break
                 writer.write_batch(batch)
-                if flush_each:
-                    out.flush()
+                out.flush()
             writer.close()
         finally:
             self._let_go()
