@@ -117,7 +117,11 @@ def query_layer(config: Config) -> Iterator[QueryLayer]:
         yield remote
         return
     with query_backend(config) as backend:
-        yield local_queries(config, backend)
+        queries = local_queries(config, backend)
+        try:
+            yield queries
+        finally:
+            queries.close()
 
 
 @contextlib.contextmanager

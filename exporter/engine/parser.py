@@ -2,16 +2,21 @@
 
 chdb carries the current ClickHouse parser, and every deployment depends on it; a server may be older
 (Debian's 18.16 has no EXPLAIN at all). A process can hold one chdb data path only, so an embedded
-store's own backend parses; otherwise an in-memory engine is opened here, once, on first use.
+store's own backend parses; otherwise an in-memory engine, which its holder closes (until then no
+store can be opened in the process).
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from exporter.errors import QueryError
+
+if TYPE_CHECKING:
+    from exporter.engine.chdb import ChdbBackend
 
 
 class MemoryEngine:
@@ -25,6 +30,10 @@ class MemoryEngine:
         self._conn = chdb.connect(":memory:")
         self._lock = threading.Lock()  # one connection, asked from several threads
 
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
     def query_arrow(self, sql: str, settings: dict[str, object] | None = None, **_: object) -> pa.Table:
         with self._lock:
             try:
@@ -34,18 +43,8 @@ class MemoryEngine:
         return pa.ipc.open_file(pa.BufferReader(data)).read_all() if data else pa.table({})
 
 
-_shared: MemoryEngine | None = None
-_shared_lock = threading.Lock()
-
-
-def parser_for(backend: object):
-    """What parses for ``backend``: itself when it is chdb, else the process's in-memory engine."""
+def parser_for(backend: object) -> ChdbBackend | MemoryEngine:
+    """What parses for ``backend``: itself when it is chdb, else a new in-memory engine (close it)."""
     from exporter.engine.chdb import ChdbBackend
 
-    if isinstance(backend, ChdbBackend | MemoryEngine):
-        return backend
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = MemoryEngine()
-        return _shared
+    return backend if isinstance(backend, ChdbBackend | MemoryEngine) else MemoryEngine()

@@ -86,7 +86,9 @@ if __name__ == "__main__":
 
     from exporter.engine.parser import MemoryEngine
 
-    text = generate(MemoryEngine())
+    engine = MemoryEngine()
+    text = generate(engine)
+    engine.close()
     if "--check" in sys.argv:
         sys.exit(0 if text == LIST.read_text(encoding="utf-8") else 1)
     LIST.write_text(text, encoding="utf-8")

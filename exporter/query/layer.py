@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from exporter.engine.interface import Catalog, ClickHouseBackend, Limits, QueryStats
-from exporter.engine.parser import parser_for
+from exporter.engine.parser import MemoryEngine, parser_for
 from exporter.engine.sql import sql_string
 from exporter.errors import QueryError, QueryRefused
 from exporter.query.guard import MAX_STATEMENT_BYTES, Statement, check
 from exporter.query.routing import Route, route
+
+if TYPE_CHECKING:
+    from exporter.engine.chdb import ChdbBackend
 
 BATCH_ROWS = 65536
 
@@ -86,9 +89,22 @@ class LocalQueries:
         self.max_statement_bytes = max_statement_bytes
         self.database = database
         self.description = backend.description
+        self._parser: ChdbBackend | MemoryEngine | None = None
+
+    @property
+    def parser(self) -> ChdbBackend | MemoryEngine:
+        if self._parser is None:
+            self._parser = parser_for(self.backend)
+        return self._parser
+
+    def close(self) -> None:
+        """Let go of an in-memory parser (the backend is its opener's to close)."""
+        if isinstance(self._parser, MemoryEngine):
+            self._parser.close()
+        self._parser = None
 
     def judge(self, sql: str) -> Statement:
-        return check(sql, parser_for(self.backend), self.database, self.max_statement_bytes)
+        return check(sql, self.parser, self.database, self.max_statement_bytes)
 
     def run(self, sql: str, limits: Limits | None = None, query_id: str | None = None,
             stats: QueryStats | None = None, batch_rows: int = BATCH_ROWS) -> Opened:
@@ -122,7 +138,7 @@ class LocalQueries:
 
     def pretty(self, sql: str) -> str:
         statement = self.judge(sql)
-        formatted = parser_for(self.backend).query_arrow(f"SELECT formatQuery({sql_string(statement.sql)}) AS q")
+        formatted = self.parser.query_arrow(f"SELECT formatQuery({sql_string(statement.sql)}) AS q")
         return formatted.column(0)[0].as_py()
 
     def catalog(self) -> Catalog:

@@ -3,13 +3,18 @@ the editor's highlighting and completion all read a statement through it.
 
 It knows what ClickHouse's own lexer knows: strings in single quotes (backslash escapes and doubled
 quotes), names quoted with back quotes or double quotes, ``--``, ``//``, ``# `` and ``#!`` line
-comments, nested ``/* */`` comments and ``$tag$ ... $tag$`` heredocs. Whitespace is what the engine
-skips, Unicode spaces included (it reads ``SELECT\\u3000x`` as ``SELECT x``); format characters such
-as U+200B are tokens of their own (``odd``) so nothing can take them for nothing.
+comments, nested ``/* */`` comments and ``$tag$ ... $tag$`` heredocs (a tag of ASCII letters, digits
+and ``_``; with no closing tag after it, ``$tag$`` is a name, as the engine reads it). Whitespace is what
+the engine skips, Unicode spaces included (it reads ``SELECT\\u3000x`` as ``SELECT x``); format characters
+such as U+200B are tokens of their own (``odd``) so nothing can take them for nothing. A query parameter
+``{name:Type}`` is one token when its type holds only names, numbers, parentheses and commas; otherwise
+its braces are operators and what they hold is lexed as the engine lexes it (a ``;`` there splits).
 
 Its cost is linear in the text's length whatever the text holds: every token is one anchored match
-or one ``str.find``, and a string, quoted name, comment or heredoc left open ends the scan with one
-``open`` token running to the end (the engine refuses such text; a highlighter colours it to the end).
+without backtracking, a heredoc's closing tag is looked up in an index of every ``$tag$`` built in one
+pass (so unclosed tags cost no scan each), nested comments are scanned once, and a string, quoted name
+or comment left open ends the scan with one ``open`` token running to the end (the engine refuses such
+text; a highlighter colours it to the end).
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ SPACES = " \t\n\r\v\f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2
 _SIMPLE = re.compile(rf"""
       (?P<space>[{SPACES}]+)
     | (?P<comment>(?:--|//|\#[ !])[^\n]*)
-    | (?P<string>'(?:[^'\\]|\\.|'')*')
-    | (?P<quoted>"(?:[^"\\]|\\.|"")*"|`(?:[^`\\]|\\.|``)*`)
-    | (?P<placeholder>\{{[A-Za-z_]\w*(?::[^{{}}\n]*)?\}})
+    | (?P<string>'(?:[^'\\]|\\.|'')*+')
+    | (?P<quoted>"(?:[^"\\]|\\.|"")*+"|`(?:[^`\\]|\\.|``)*+`)
+    | (?P<placeholder>\{{[A-Za-z_]\w*+(?::[\w \t(),.]*+)?\}})
     | (?P<number>(?:0[xX][0-9A-Fa-f_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?))
     | (?P<word>[A-Za-z_$][\w$]*)
     | (?P<op>->|::|\|\||<=|>=|!=|<>|==|[-+*/%=<>!?:.,;()\[\]{{}}^&|~@])
 """, re.VERBOSE | re.DOTALL | re.ASCII)
 _HEREDOC = re.compile(r"\$(\w*)\$", re.ASCII)
+_DOLLARS = re.compile(r"\$(?=(\w*)\$)", re.ASCII)  # every $tag$, overlapping ones too ($a$a$ holds two)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,7 @@ class Token:
 def lex(sql: str) -> Iterator[Token]:
     """Every token of ``sql`` in order, whitespace and comments included; the texts add up to ``sql``."""
     position, length = 0, len(sql)
+    tags: _Tags | None = None
     while position < length:
         char = sql[position]
         if char == "/" and sql.startswith("/*", position):
@@ -76,14 +83,13 @@ def lex(sql: str) -> Iterator[Token]:
             position = end
             continue
         if char == "$" and (heredoc := _HEREDOC.match(sql, position)):
-            end = sql.find(heredoc.group(), heredoc.end())
-            if end < 0:
-                yield Token("open", sql[position:], position)
-                return
-            end += len(heredoc.group())
-            yield Token("string", sql[position:end], position)
-            position = end
-            continue
+            tags = tags or _Tags(sql, position)
+            end = tags.next(heredoc.group(1), heredoc.end())
+            if end >= 0:  # else no heredoc: the engine reads $tag$ as (the start of) a name
+                end += len(heredoc.group())
+                yield Token("string", sql[position:end], position)
+                position = end
+                continue
         match = _SIMPLE.match(sql, position)
         if match is None:
             if char in "'\"`":
@@ -94,6 +100,25 @@ def lex(sql: str) -> Iterator[Token]:
             continue
         yield Token(match.lastgroup or "op", match.group(), position)
         position = match.end()
+
+
+class _Tags:
+    """Where each heredoc tag occurs in a text from some offset on, found in one pass; asked in the
+    order of the text, each occurrence is passed over once."""
+
+    def __init__(self, sql: str, start: int) -> None:
+        self._at: dict[str, list[int]] = {}
+        for found in _DOLLARS.finditer(sql, start):
+            self._at.setdefault(found.group(1), []).append(found.start())
+        self._seen: dict[str, int] = {}
+
+    def next(self, tag: str, offset: int) -> int:
+        """Where ``$tag$`` next occurs at ``offset`` or after, or -1."""
+        at, i = self._at[tag], self._seen.get(tag, 0)
+        while i < len(at) and at[i] < offset:
+            i += 1
+        self._seen[tag] = i
+        return at[i] if i < len(at) else -1
 
 
 def _block_comment_end(sql: str, position: int) -> int:
