@@ -5,23 +5,24 @@ from __future__ import annotations
 import pytest
 
 from archives_tui.cli import main
-from exporter.query.explain import explain, pretty
 from exporter.errors import QueryRefused
+from exporter.query.layer import LocalQueries
 from tests.test_outages import write_config
 
 
 def test_explain_shows_the_indexes_a_query_uses(warm):
     warm.backend.execute("INSERT INTO jobs_archive (job_id, queue, enqueue_time, outcome) SELECT toString(number), "
                          "'payments', now64(3) - number, 'success' FROM numbers(1000)")
-    plan = explain(warm.backend, "SELECT job_id FROM jobs_archive WHERE queue = 'payments' "
+    queries = LocalQueries(warm.backend)
+    plan = queries.explain("SELECT job_id FROM jobs_archive WHERE queue = 'payments' "
                                  "AND enqueue_time >= now() - INTERVAL 1 DAY")
     assert "ReadFromMergeTree" in plan and "PrimaryKey" in plan and "Partition" in plan
     with pytest.raises(QueryRefused, match="not allowed"):
-        explain(warm.backend, "DROP TABLE jobs_archive")
+        queries.explain("DROP TABLE jobs_archive")
 
 
 def test_pretty_lays_out_without_running(warm):
-    assert pretty(warm.backend, "select queue,count() from jobs_archive group by queue") == (
+    assert LocalQueries(warm.backend).pretty("select queue,count() from jobs_archive group by queue") == (
         "SELECT\n    queue,\n    count()\nFROM jobs_archive\nGROUP BY queue")
 
 

@@ -91,7 +91,7 @@ def attacks(port: int, marker: Path) -> list[str]:
     plain += [p.format(s=s) for p, s in itertools.product(scalar_places, scalars)]
     wrapped = [w.format(q=q) for q in plain for w in ("{q}", "EXPLAIN {q}", "EXPLAIN AST {q}",
                                                       "EXPLAIN PIPELINE {q}", "DESCRIBE ({q})")]
-    return wrapped + [
+    return [*wrapped,
         f"SELECT 1 INTO OUTFILE '{marker}'", f"SELECT 1 INTO OUTFILE '{marker}' FORMAT CSV",
         f"INSERT INTO FUNCTION file('{marker}') SELECT 1", "SELECT 1 FORMAT JSON", "SELECT 1 FORMAT `Null`",
         "SELECT 1 SETTINGS readonly = 0", 'SELECT 1 SETTINGS "readonly" = 0', "SELECT 1 SETTINGS `readonly` = 0",
@@ -118,7 +118,8 @@ def attacks(port: int, marker: Path) -> list[str]:
         "SELECT * FROM view(SELECT * FROM file('/etc/hostname'))",
         "SELECT * FROM numbers(1) AS n JOIN view(SELECT file('/etc/hostname') AS f) AS v ON 1",
         "SELECT {p:String}", "WITH (SELECT getServerSetting('path')) AS p SELECT p",
-        "SELECT arrayMap(x -> file(x), ['/etc/hostname'])", "SELECT 1 FROM jobs_archive WINDOW w AS (ORDER BY file('x'))",
+        "SELECT arrayMap(x -> file(x), ['/etc/hostname'])",
+        "SELECT 1 FROM jobs_archive WINDOW w AS (ORDER BY file('x'))",
         "SELECT " + "(" * 5000 + "1" + ")" * 5000, "SELECT '" + "x" * (1 << 20) + "'",
         "SELECT $a$" * 20000, "SELECT 'unterminated", "SELECT 1 /* never closed", "   ;  ",
     ]
