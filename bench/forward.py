@@ -59,12 +59,12 @@ def cli(config: Path, *args: str, check: bool = True) -> subprocess.CompletedPro
     return done
 
 
-def measure(label: str, backend, repeats: int) -> dict[str, list[float]]:
+def measure(label: str, queries, repeats: int) -> dict[str, list[float]]:
     from exporter.query.run import run_query
 
     results = {}
     for name, sql in QUERIES.items():
-        results[name] = timed(lambda i, sql=sql: run_query(backend, sql(i)), repeats)
+        results[name] = timed(lambda i, sql=sql: run_query(queries, sql(i)), repeats)
         median, p95 = percentiles(results[name])
         print(f"  {label:<10} {name:<26} median {median:7.2f}  P95 {p95:7.2f}")
     return results
@@ -86,7 +86,7 @@ def main() -> None:
     try:
         from exporter import runtime
         from exporter.config import load_config
-        from exporter.engine.forwarded import ForwardedBackend
+        from exporter.engine.forwarded import RemoteQueries
         from exporter.engine.wire import socket_path as query_socket
 
         config = load_config(str(config_file))
@@ -95,23 +95,23 @@ def main() -> None:
         cli(config_file, "export", "--once")
 
         print(f"run_query, ms over {args.repeats} runs each (after 5 warm-up runs):")
-        with runtime.query_backend(config) as backend:
-            assert not isinstance(backend, ForwardedBackend)
-            direct = measure("direct", backend, args.repeats)
+        with runtime.query_layer(config) as queries:
+            assert not isinstance(queries, RemoteQueries)
+            direct = measure("direct", queries, args.repeats)
         cli_direct = timed(lambda i: cli(config_file, "query", "SELECT 1"), args.cli_repeats, warmup=1)
 
         exporter = subprocess.Popen([sys.executable, "-m", "archives_tui", "--config", str(config_file), "export"],
                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         socket_path = query_socket(runtime.warm_dir(config))
         deadline = time.monotonic() + 60
-        while ForwardedBackend.reach(socket_path) is None:
+        while RemoteQueries.reach(socket_path) is None:
             if time.monotonic() > deadline or exporter.poll() is not None:
                 raise SystemExit("the exporter did not answer on its socket")
             time.sleep(0.1)
-        reach = timed(lambda i: ForwardedBackend.reach(socket_path), args.repeats)
-        with runtime.query_backend(config) as backend:
-            assert isinstance(backend, ForwardedBackend)
-            forwarded = measure("forwarded", backend, args.repeats)
+        reach = timed(lambda i: RemoteQueries.reach(socket_path), args.repeats)
+        with runtime.query_layer(config) as queries:
+            assert isinstance(queries, RemoteQueries)
+            forwarded = measure("forwarded", queries, args.repeats)
         cli_forwarded = timed(lambda i: cli(config_file, "query", "SELECT 1"), args.cli_repeats, warmup=1)
 
         print("\nwhat forwarding adds (median forwarded - median direct, ms):")
@@ -120,7 +120,7 @@ def main() -> None:
             print(f"  {name:<26} +{fm - dm:5.2f} median, +{fp - dp:5.2f} P95 "
                   f"(direct {dm:.2f}/{dp:.2f}, forwarded {fm:.2f}/{fp:.2f})")
         median, p95 = percentiles(reach)
-        print(f"  finding the owner (query_backend's ping): median {median:.2f}, P95 {p95:.2f}")
+        print(f"  finding the owner (query_layer's ping): median {median:.2f}, P95 {p95:.2f}")
         print(f"\n`archives query \"SELECT 1\"`, whole command, ms over {args.cli_repeats} runs:")
         for label, samples in (("opens the store", cli_direct), ("through the exporter", cli_forwarded)):
             median, p95 = percentiles(samples)

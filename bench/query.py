@@ -47,6 +47,7 @@ from exporter.config import ColdConfig
 from exporter.engine.registry import open_backend
 from exporter.engine.sql import sql_string
 from exporter.query import templates
+from exporter.query.layer import LocalQueries
 from exporter.query.run import run_query
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
@@ -232,7 +233,7 @@ def on_table(sql: str, table: str) -> str:
 
 def template_cases(name: str, data: Dataset, windows: Windows, duck: DuckDB | None) -> tuple[list[Case], str]:
     """Cases for one template, and a note of the range lengths used on each tier."""
-    backend = data.warm.backend
+    queries = LocalQueries(data.warm.backend)
     extra = {"min_jobs": "100"} if name == "worker-performance" else {}
     spans = {tier: windows.span(tier, template_span(name)) for tier in ("warm", "cold", "spanning")}
     last: dict[str, Range] = {}
@@ -240,7 +241,7 @@ def template_cases(name: str, data: Dataset, windows: Windows, duck: DuckDB | No
     def through(tier: str, table: str = "jobs") -> Callable[[], int]:
         def run() -> int:
             chosen = last[tier] = windows.pick(tier, spans[tier])
-            return run_query(backend, on_table(templates.render(name, {**chosen.params(), **extra}), table)).num_rows
+            return run_query(queries, on_table(templates.render(name, {**chosen.params(), **extra}), table)).num_rows
         return run
 
     def duckdb_cold() -> int:
@@ -258,7 +259,7 @@ def template_cases(name: str, data: Dataset, windows: Windows, duck: DuckDB | No
 def lookup_cases(data: Dataset, windows: Windows, duck: DuckDB | None) -> tuple[list[Case], str]:
     """Lookups of one job by id: in jobs_archive, through `jobs` bounded to a tier's window, through
     `jobs` unbounded (the whole archive, as ``archives find`` asks), and in DuckDB over the files."""
-    backend = data.warm.backend
+    queries = LocalQueries(data.warm.backend)
     rng = random.Random(5)
     ids = {tier: sample_ids(data, tier) for tier in ("warm", "cold")}
     warm_range, cold_range = Range(data.cutoff, data.spec.end), Range(data.spec.start, data.cutoff)
@@ -270,7 +271,7 @@ def lookup_cases(data: Dataset, windows: Windows, duck: DuckDB | None) -> tuple[
                 where += " AND " + " AND ".join(f"enqueue_time {op} now64(3) - toIntervalMillisecond({value[:-2]})"
                                                 for op, value in zip((">=", "<"), bounded.params().values(),
                                                                      strict=True))
-            return run_query(backend, f"SELECT * FROM {table} WHERE {where}").num_rows
+            return run_query(queries, f"SELECT * FROM {table} WHERE {where}").num_rows
         return run
 
     def duckdb_cold() -> int:
