@@ -38,14 +38,15 @@ _SIMPLE = re.compile(rf"""
     | (?P<op>->|::|\|\||<=|>=|!=|<>|==|[-+*/%=<>!?:.,;()\[\]{{}}^&|~@])
 """, re.VERBOSE | re.DOTALL | re.ASCII)
 _HEREDOC = re.compile(r"\$(\w*)\$", re.ASCII)
+_FRACTION = re.compile(r"\.\d+(?:[eE][-+]?\d+)?", re.ASCII)  # .5, where a '.' is no Dot
 _DOLLARS = re.compile(r"\$(?=(\w*)\$)", re.ASCII)  # every $tag$, overlapping ones too ($a$a$ holds two)
 
 
 @dataclass(frozen=True, slots=True)
 class Token:
     """One token: ``kind`` is space, comment, string, quoted, placeholder, number, word, op, odd (a
-    character no token starts with) or open (an unterminated string, name, comment or heredoc, to the
-    end of the text); ``start`` is its offset in the text."""
+    character no token starts with) or open (an unterminated string, quoted name or ``/*`` comment, to
+    the end of the text); ``start`` is its offset in the text."""
 
     kind: str
     text: str
@@ -72,6 +73,7 @@ def lex(sql: str) -> Iterator[Token]:
     """Every token of ``sql`` in order, whitespace and comments included; the texts add up to ``sql``."""
     position, length = 0, len(sql)
     tags: _Tags | None = None
+    access = False  # a '.' here is the engine's Dot (after a name, a number, ')' or ']'), not a number's start
     while position < length:
         char = sql[position]
         if char == "/" and sql.startswith("/*", position):
@@ -82,24 +84,27 @@ def lex(sql: str) -> Iterator[Token]:
             yield Token("comment", sql[position:end], position)
             position = end
             continue
+        token: Token | None = None
         if char == "$" and (heredoc := _HEREDOC.match(sql, position)):
             tags = tags or _Tags(sql, position)
             end = tags.next(heredoc.group(1), heredoc.end())
             if end >= 0:  # else no heredoc: the engine reads $tag$ as (the start of) a name
-                end += len(heredoc.group())
-                yield Token("string", sql[position:end], position)
-                position = end
-                continue
-        match = _SIMPLE.match(sql, position)
-        if match is None:
-            if char in "'\"`":
-                yield Token("open", sql[position:], position)
-                return
-            yield Token("odd", char, position)
-            position += 1
-            continue
-        yield Token(match.lastgroup or "op", match.group(), position)
-        position = match.end()
+                token = Token("string", sql[position:end + len(heredoc.group())], position)
+        elif char == "." and not access and (fraction := _FRACTION.match(sql, position)):
+            token = Token("number", fraction.group(), position)
+        if token is None:
+            match = _SIMPLE.match(sql, position)
+            if match is None:
+                if char in "'\"`":
+                    yield Token("open", sql[position:], position)
+                    return
+                token = Token("odd", char, position)
+            else:
+                token = Token(match.lastgroup or "op", match.group(), position)
+        yield token
+        position = token.end
+        if token.kind not in ("space", "comment"):
+            access = token.kind in ("word", "quoted", "number") or token.text in (")", "]")
 
 
 class _Tags:
