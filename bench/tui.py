@@ -368,7 +368,13 @@ def run_query(tmux: Tmux, run_key: str, sql: str, marker: str, poll: float, focu
     for attempt in range(3):  # in Harlequin the focus key after a run was sometimes not in time for Ctrl+A
         clear(tmux, focus)
         tmux.paste(sql)
-        tmux.wait(lambda s: sql in s, 30, poll, "the pasted query")
+        try:  # Harlequin, just after a result, sometimes dropped the paste: paste again
+            tmux.wait(lambda s: sql in s, 10, poll, "the pasted query")
+        except Failed:
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
+            continue
         time.sleep(0.2)
         if tmux.capture().count(head) == 1 and sql in tmux.screen:
             break
