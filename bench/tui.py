@@ -623,6 +623,8 @@ def _each(samples: list[float]) -> str:
 
 
 def _after(run: Run) -> list[float]:
+    if len(run.query_engine) != len(run.query_total):  # Harlequin reports no engine time
+        return []
     return [t - e for t, e in zip(run.query_total, run.query_engine, strict=True)]
 
 
