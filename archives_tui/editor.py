@@ -4,7 +4,7 @@ Textual's TextArea highlights only through tree-sitter, which we do not ship; ``
 highlights from a tokenizer of our own (``archives_tui.vocabulary``) instead. Completion is a list that
 floats at the cursor and never takes focus: the editor keeps every key and hands the list the few it needs.
 Colours come from the app's theme, so the editor reads well on dark, light and high-contrast alike, and the
-history's read-only SQL (pygments through rich) gets the same colours.
+history's read-only SQL gets the same highlighting (the same lexer and names) in the same colours.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import re
 from collections import deque
 from typing import Any, ClassVar
 
-from pygments.token import Token
 from rich.cells import cell_len
 from rich.style import Style
-from rich.syntax import ANSISyntaxTheme, Syntax
 from rich.text import Text
 from textual import events
 from textual._text_area_theme import TextAreaTheme
@@ -29,6 +27,7 @@ from textual.widgets import OptionList, TextArea
 
 from archives_tui.vocabulary import Candidate, Vocabulary
 from exporter.engine.interface import Catalog
+from exporter.query.lexer import statement_at
 from exporter.query.templates import Template, TemplateError, render
 
 VISIBLE_ROWS = 8
@@ -64,15 +63,24 @@ def editor_theme(app: App) -> TextAreaTheme:
     return TextAreaTheme(name=f"archives-sql-{app.theme}", syntax_styles=syntax_styles(app))
 
 
-def sql_syntax(sql: str, app: App, **options: Any) -> Syntax:
-    """Read-only SQL (the history's preview) through pygments, in the editor's colours."""
+def sql_syntax(sql: str, app: App, word_wrap: bool = False) -> Text:
+    """Read-only SQL (the history's preview) highlighted as the editor highlights it: the same lexer, the
+    same names (the editor's words, the engine's once the catalog has arrived), the same colours."""
     styles = syntax_styles(app)
-    tokens = {Token.Keyword: "keyword", Token.Name.Builtin: "type", Token.Name.Function: "function",
-              Token.Literal.String: "string", Token.Literal.String.Symbol: "variable",
-              Token.Literal.Number: "number", Token.Comment: "comment", Token.Operator: "operator",
-              Token.Name.Variable: "variable.parameter", Token.Keyword.Constant: "constant.builtin"}
-    theme = ANSISyntaxTheme({token: styles[name] for token, name in tokens.items()})
-    return Syntax(sql, "sql", theme=theme, background_color="default", **options)
+    editors = app.screen_stack[0].query(SqlEditor) if app.screen_stack else []
+    vocabulary = editors[0].vocabulary if editors else SqlEditor.vocabulary
+    lines = sql.split("\n")
+    text = Text(sql, no_wrap=not word_wrap, end="")
+    found, offset = vocabulary.highlights(lines), 0
+    for row, line in enumerate(lines):
+        encoded = None if line.isascii() else line.encode()
+        for start, end, name in found.get(row, ()):
+            if encoded is not None:  # the highlights' offsets are UTF-8 bytes
+                start = len(encoded[:start].decode(errors="ignore"))
+                end = None if end is None else len(encoded[:end].decode(errors="ignore"))
+            text.stylize(styles[name], offset + start, offset + (len(line) if end is None else end))
+        offset += len(line) + 1
+    return text
 
 
 class CompletionList(OptionList):
@@ -228,13 +236,14 @@ class SqlEditor(TextArea):
         return qualifier, match.group(2) if match else ""
 
     def _statement(self) -> tuple[str, int]:
-        """The statement under the cursor (statements are split at ';') and the cursor's offset in it."""
+        """The statement under the cursor and the cursor's offset in it: the lexer's statements, so a ';'
+        in a string, a quoted name, a comment or a heredoc ends none."""
         row, column = self.cursor_location
         lines = self.document.lines
         text = "\n".join(lines)
         offset = sum(len(line) + 1 for line in lines[:row]) + column
-        start, end = text.rfind(";", 0, offset) + 1, text.find(";", offset)
-        return text[start:end if end >= 0 else len(text)], offset - start
+        start, end = statement_at(text, offset)
+        return text[start:end], offset - start
 
     def _in_literal(self) -> bool:
         """Whether the cursor is inside a string, a comment or a number, where nothing is completed."""

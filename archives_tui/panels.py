@@ -15,6 +15,7 @@ from textual_plotext import PlotextPlot
 
 from archives_tui.editor import SqlEditor
 from archives_tui.render import human_size
+from exporter.query.lexer import lex, significant, statement_at, tokens
 from exporter.query.run import QueryResult
 from exporter.values import python_values
 
@@ -55,28 +56,43 @@ class QueryPanel(Vertical):
         yield Chart(id="chart")
 
     def statement(self) -> str:
-        """The selection, or the statement under the cursor (statements are split at ';')."""
+        """The selection, or the statement under the cursor, as written (its comments stay in the history
+        and in a favorite; the query layer runs the engine's normalized text, so a trailing ``-- note``
+        breaks nothing); "" when it holds nothing but whitespace and comments. A comment on the line of
+        the ';' before it is the previous statement's."""
         editor = self.query_one("#editor", TextArea)
         start, end = self.statement_span()
-        return editor.text[start:end].strip()
+        text = editor.text[start:end]
+        if not significant(text):
+            return ""
+        if start > 0 and not editor.selected_text.strip():
+            for token in lex(text):
+                if token.kind == "space" and "\n" in token.text:
+                    text = text[token.start + token.text.index("\n") + 1:]
+                    break
+                if token.kind not in ("space", "comment"):
+                    break
+        return text.strip()
 
     def statement_span(self) -> tuple[int, int]:
-        """Offsets of the selection, or of the statement under the cursor, in the editor's text."""
+        """Offsets of the selection, or of the statement under the cursor, in the editor's text: the
+        lexer's statements, so a ';' in a string, a quoted name, a comment or a heredoc ends none."""
         editor = self.query_one("#editor", TextArea)
         text = editor.text
         if editor.selected_text.strip():
             first, last = sorted((editor.selection.start, editor.selection.end))
             return _offset(text, first), _offset(text, last)
-        offset = _offset(text, editor.cursor_location)
-        start = text.rfind(";", 0, offset) + 1
-        end = text.find(";", offset)
-        return start, end if end >= 0 else len(text)
+        return statement_at(text, _offset(text, editor.cursor_location))
 
     def replace_statement(self, sql: str) -> None:
+        """F8: ``sql`` (the statement laid out) in place of the statement's text from its first token to
+        its last, so the comments and blank lines around it stay."""
         editor = self.query_one("#editor", TextArea)
         start, end = self.statement_span()
-        leading = editor.text[start:end][: len(editor.text[start:end]) - len(editor.text[start:end].lstrip())]
-        editor.replace(leading + sql, _location(editor.text, start), _location(editor.text, end))
+        words = tokens(editor.text[start:end])
+        if words:
+            start, end = start + words[0].start, start + words[-1].end
+        editor.replace(sql, _location(editor.text, start), _location(editor.text, end))
 
     async def show_text(self, title: str, text: str) -> None:
         """A plan or other text in the results grid, a row per line."""

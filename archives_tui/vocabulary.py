@@ -1,5 +1,6 @@
-"""What the SQL editor knows about ClickHouse's words, without Textual: a tokenizer for highlighting and
-the candidates for completion, both from the engine's own catalog (a small built-in set before it arrives).
+"""What the SQL editor knows about ClickHouse's words, without Textual: highlighting (the project's one
+lexer, ``exporter.query.lexer``, its words named from the engine's own catalog) and the candidates for
+completion (from the catalog too; a small built-in set before it arrives).
 
 Highlights are TextArea's: per line, ``(start, end, name)`` with start and end in UTF-8 bytes of that line
 (``end`` None: to the end of the line), ``name`` a key of the TextArea theme's ``syntax_styles``.
@@ -7,11 +8,11 @@ Highlights are TextArea's: per line, ``(start, end, name)`` with start and end i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from exporter.engine.interface import Catalog
+from exporter.query.lexer import Token, spans, tokens
 
 Highlight = tuple[int, int | None, str]
 
@@ -37,19 +38,12 @@ BUILTIN_TYPES = _words("""
 """)
 _SHORT_KEYWORDS = frozenset({"AS", "BY", "IN", "IS", "ON", "OR", "TO"})  # the two-letter ones worth colour
 
-# One pass over the whole text; the order of the alternatives is the precedence (a comment wins over an
-# operator, a word over a number inside it). Unclosed strings and comments run to the end of the text.
-TOKEN = re.compile(r"""
-    (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
-  | (?P<string>'(?:[^'\\]|\\.)*(?:'|\Z))
-  | (?P<quoted>`(?:[^`\\]|\\.)*(?:`|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z))
-  | (?P<placeholder>\{[A-Za-z_]\w*\})
-  | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)(?P<call>\()?
-  | (?P<number>0[xX][0-9A-Fa-f]+|0[bB][01]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)
-  | (?P<operator>->|::|\|\||[-+*/%=<>!]+|[?:])
-""", re.VERBOSE | re.DOTALL)
+# What each of the lexer's token kinds is coloured as; an unterminated token (open) as what it began, to
+# the end; odd characters not at all. Operators are coloured, punctuation is not.
 _NAMES = {"comment": "comment", "string": "string", "quoted": "variable", "placeholder": "variable.parameter",
-          "number": "number", "operator": "operator"}
+          "number": "number", "op": "operator"}
+_OPENED = {"'": "string", '"': "variable", "`": "variable", "/": "comment"}
+_PUNCTUATION = frozenset(".,;()[]{}")
 HIGHLIGHT_NAMES = frozenset({*_NAMES.values(), "keyword", "function", "type", "constant.builtin"})
 
 
@@ -122,29 +116,32 @@ class Vocabulary:
             starts.append(starts[-1] + len(line) + 1)
         plain = [line.isascii() for line in lines]
         found: dict[int, list[Highlight]] = {}
-        classify, row = self.classify, 0
+        classify, row, base, last = self.classify, 0, 0, starts[1] - 1  # the row's first and last offsets
 
         def column(at_row: int, offset: int) -> int:
             col = offset - starts[at_row]
             return col if plain[at_row] else len(lines[at_row][:col].encode())
 
-        for match in TOKEN.finditer(text):
-            group = match.lastgroup
-            if group == "call":  # the word group ended with its parenthesis: colour the word only
-                start, end = match.span("word")
-                name = classify(match.group("word"), True)
-            elif group == "word":
-                start, end = match.span()
-                name = classify(match.group(), False)
-            else:
-                start, end = match.span()
-                name = _NAMES[group]
-            if name is None:
+        for kind, start, end in spans(text):
+            if kind == "space" or kind == "odd":
                 continue
-            while starts[row + 1] <= start:
-                row += 1
-            if end <= starts[row + 1] - 1:  # on one line, the common case
-                found.setdefault(row, []).append((column(row, start), column(row, end), name))
+            if kind == "word":
+                name = classify(text[start:end], text.startswith("(", end))
+                if name is None:
+                    continue
+            elif kind == "op":
+                if text[start] in _PUNCTUATION:
+                    continue
+                name = "operator"
+            else:
+                name = _OPENED[text[start]] if kind == "open" else _NAMES[kind]
+            if start > last:
+                while starts[row + 1] <= start:
+                    row += 1
+                base, last = starts[row], starts[row + 1] - 1
+            if end <= last:  # on one line, the common case
+                found.setdefault(row, []).append(
+                    (start - base, end - base, name) if plain[row] else (column(row, start), column(row, end), name))
                 continue
             found.setdefault(row, []).append((column(row, start), None, name))
             row += 1
@@ -153,6 +150,7 @@ class Vocabulary:
                 row += 1
             if end > starts[row]:
                 found.setdefault(row, []).append((0, column(row, end), name))
+            base, last = starts[row], starts[row + 1] - 1
         return found
 
     # -- completion ------------------------------------------------------------------------------------------
@@ -209,7 +207,7 @@ class Vocabulary:
             return [c for c in columns if c.name.lower().startswith(folded)] + [
                 c for c in columns if folded and folded in c.name.lower() and not c.name.lower().startswith(folded)]
         used = set(named.values())
-        after_from = bool(_AFTER_TABLE.search(statement, 0, len(statement) if at is None else at))
+        after_from = _after_table(statement if at is None else statement[:at])
         scored = []
         for name, candidate, rank in self._all():
             if name.startswith(folded):
@@ -228,20 +226,43 @@ class Vocabulary:
 
 
 RANK = {"statement column": 1, "table": 2, "function": 3, "keyword": 4, "type": 5, "column": 6, "template": 7}
-_TABLE_REF = re.compile(r"\b(?:FROM|JOIN|INTO|TABLE|UPDATE|DESCRIBE)\s+(?:\w+\.)?(`[^`]+`|\w+)"
-                        r"(?:\s+(?:AS\s+)?(\w+))?", re.IGNORECASE)
-_AFTER_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|TABLE|DESCRIBE)\s+\w*$", re.IGNORECASE)
+_TABLE_WORDS = frozenset({"FROM", "JOIN", "INTO", "TABLE", "UPDATE", "DESCRIBE"})  # a table's name follows
 
 
 def tables_in(statement: str, keywords: frozenset[str]) -> dict[str, str]:
-    """The tables a statement names (after FROM, JOIN ...), by their name and by their alias."""
+    """The tables a statement names (after FROM, JOIN ...), by their name and by their alias; read from
+    the lexer's tokens, so a name in a string or a comment is no table and a comment between is nothing."""
     found: dict[str, str] = {}
-    for match in _TABLE_REF.finditer(statement):
-        table, alias = match.group(1).strip("`"), match.group(2)
+    words = tokens(statement)
+    for i, token in enumerate(words):
+        if token.kind != "word" or token.upper not in _TABLE_WORDS:
+            continue
+        j = i + 1
+        if _named(words, j + 2) and _named(words, j) and words[j + 1].text == ".":  # database.table
+            j += 2
+        if not _named(words, j):
+            continue
+        table = words[j].name
         found[table] = table
-        if alias and alias.upper() not in keywords:
-            found[alias] = table
+        j += 1
+        if j < len(words) and words[j].kind == "word" and words[j].upper == "AS":
+            j += 1
+        if j < len(words) and words[j].kind == "word" and words[j].upper not in keywords:
+            found[words[j].text] = table
     return found
+
+
+def _named(words: list[Token], i: int) -> bool:
+    return i < len(words) and words[i].kind in ("word", "quoted")
+
+
+def _after_table(text: str) -> bool:
+    """Whether ``text`` ends where a table's name is typed: after FROM, JOIN ... and a space, with the
+    name's first letters or none."""
+    words = tokens(text)
+    if words and words[-1].kind == "word" and words[-1].end == len(text):  # the word being typed
+        words.pop()
+    return bool(words) and words[-1].kind == "word" and words[-1].upper in _TABLE_WORDS - {"UPDATE"}
 
 
 def _in_case(candidate: Candidate, prefix: str) -> Candidate:

@@ -11,10 +11,12 @@ from textual import events
 
 from archives_tui.app import ArchivesApp
 from archives_tui.editor import SqlEditor, sql_syntax
-from archives_tui.vocabulary import HIGHLIGHT_NAMES
+from archives_tui.panels import QueryPanel
+from archives_tui.vocabulary import CORE_KEYWORDS, HIGHLIGHT_NAMES, Vocabulary, tables_in
 from exporter.engine import wire
 from exporter.engine.interface import Catalog, Column, Table
-from tests.pilot import quit_app, text_of, until
+from exporter.query import lexer
+from tests.pilot import quit_app, results, text_of, until
 
 
 async def opened(app: ArchivesApp, pilot) -> SqlEditor:
@@ -85,11 +87,15 @@ def test_the_editor_colours_clickhouse_with_the_engines_own_names(quick):
             styles = {seg.text: seg.style for seg in strip}
             assert "toDate" in styles and styles["toDate"].color == editor._theme.syntax_styles["function"].color
             keyword = editor._theme.syntax_styles["keyword"].color
-            # the history's read-only SQL (pygments through rich) in the same colours
-            preview = Console(width=80, color_system="truecolor").render(sql_syntax("SELECT 'a' -- b", app))
+            # the history's read-only SQL: the same lexer and names, in the same colours
+            preview = Console(width=80, color_system="truecolor").render(
+                sql_syntax("SELECT 'a' -- b\n, $$c;d$$ # e\n, toDate(1), «é» 2", app))
             styles = {seg.text: seg.style for seg in preview if seg.text.strip()}
-            assert styles["SELECT"].color == keyword and styles["-- b"].color == editor._theme.syntax_styles[
-                "comment"].color and styles["'a'"].color == editor._theme.syntax_styles["string"].color
+            colour = {name: style.color for name, style in editor._theme.syntax_styles.items()}
+            assert styles["SELECT"].color == keyword and styles["-- b"].color == colour["comment"]
+            assert styles["'a'"].color == styles["$$c;d$$"].color == colour["string"]
+            assert styles["# e"].color == colour["comment"] and styles["toDate"].color == colour["function"]
+            assert styles["2"].color == colour["number"]  # after characters of two bytes, at its own place
             app.theme = "archives-light"  # the editor follows the app's theme
             await pilot.pause(0.2)
             assert editor.theme == "archives-sql-archives-light"
@@ -217,3 +223,82 @@ def test_the_catalog_lists_types_and_the_wire_carries_them(warm):
     assert wire.catalog_from_wire(sent).types == small.types
     del sent["types"]  # an owner from before types were on the wire
     assert wire.catalog_from_wire(sent).types == frozenset()
+
+
+def test_highlighting_reads_the_project_lexer():
+    """The editor's colours come from ``exporter.query.lexer``: every comment form, heredocs, a string or
+    a comment left open coloured as what it began to the end, format characters left plain."""
+    vocabulary = Vocabulary()
+    found = vocabulary.highlights(["SELECT $$a;b$$ AS h, 'x' # a note", "// another; 'one'",
+                                   "SELECT\u200b.5, t.1, `open name", "still; open", "-- «é» /* 'x"])
+    line = dict(((s, e), n) for s, e, n in found[0])
+    assert line[(7, 14)] == "string" and line[(21, 24)] == "string" and line[(25, 33)] == "comment"
+    assert found[1] == [(0, 17, "comment")]  # a // comment runs to the end of its line only
+    assert (0, 6, "keyword") in found[2] and (9, 11, "number") in found[2]  # U+200B (3 bytes) left plain
+    assert (len("SELECT\u200b.5, t.1, ".encode()), None, "variable") == found[2][-1]  # open to the end
+    assert found[3] == [(0, None, "variable")] and found[4] == [(0, 15, "variable")]  # to the text's end
+    assert vocabulary.highlights(["SELECT /* a", "b */ 1"]) == {0: [(0, 6, "keyword"), (7, None, "comment")],
+                                                              1: [(0, 4, "comment"), (5, 6, "number")]}
+    # completion reads a statement's tables through the lexer: none in a string or a comment
+    assert tables_in("SELECT 'FROM x' FROM /* JOIN y */ jobs_archive AS a JOIN db.`jobs cold` c ON 1",
+                     CORE_KEYWORDS) == {"jobs_archive": "jobs_archive", "a": "jobs_archive",
+                                        "jobs cold": "jobs cold", "c": "jobs cold"}
+
+
+def test_the_statement_under_the_cursor_is_the_lexers(quick, tmp_path):
+    """F5, F6, F7, F8 and Ctrl+E act on the statement under the cursor whatever ';' its strings, quoted
+    names, comments and heredocs hold; a statement ending in a line comment runs."""
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            editor = await opened(app, pilot)
+            await until(pilot, lambda: app.background is not None)
+            panel = app.query_one(QueryPanel)
+            middle = "SELECT 'a;b' AS x, count() AS `n;` FROM jobs /* ; */ -- a note; with ';'"
+            editor.text = f"SELECT 1 AS first; -- one;\n{middle}\n;SELECT $$c;d$$ AS y -- last"
+            editor.move_cursor((1, 9))  # inside 'a;b'
+            assert panel.statement() == middle
+            await pilot.press("f5")
+            await until(pilot, lambda: results(app).row_count == 1 and results(app).get_row_at(0)[0] == "a;b")
+            editor.move_cursor((2, 10))  # in the heredoc; the statement ends in a line comment
+            await pilot.press("f5")
+            await until(pilot, lambda: results(app).row_count == 1 and results(app).get_row_at(0)[0] == "c;d")
+            editor.move_cursor((0, 3))
+            await pilot.press("ctrl+j")
+            await until(pilot, lambda: results(app).row_count == 1 and results(app).get_row_at(0)[0] == 1)
+
+            editor.move_cursor((1, 40))  # F6: the plan of the middle statement
+            await pilot.press("f6")
+            await until(pilot, lambda: results(app).row_count > 1 and
+                        str(results(app).get_row_at(0)[0]).startswith("tiers:"))
+
+            await pilot.press("f7")  # F7: the middle statement, as written, is the favorite
+            await until(pilot, lambda: len(app.screen.query("Input")) == 1)
+            await pilot.press(*"semi", "enter")
+            await until(pilot, lambda: "semi" in app.history.favorites())
+            assert app.history.favorites()["semi"] == middle
+
+            target = tmp_path / "out.csv"  # Ctrl+E: the middle statement's whole result
+            editor.focus()
+            editor.move_cursor((1, 9))
+            await pilot.press("ctrl+e")
+            await until(pilot, lambda: len(app.screen.query("#path")) == 1)
+            path = app.screen.query_one("#path")
+            path.value = str(target)
+            path.focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: target.exists())
+            assert target.read_text().splitlines()[1].startswith('"a;b"')
+
+            editor.move_cursor((1, 9))  # F8: the middle statement laid out; the others and the comments stay
+            before = editor.text
+            await pilot.press("f8")
+            await until(pilot, lambda: editor.text != before)
+            text = editor.text
+            assert text.startswith("SELECT 1 AS first; -- one;\n") and text.endswith("\n;SELECT $$c;d$$ AS y -- last")
+            assert "\n    'a;b' AS x,\n" in text  # laid out over lines, and the comments after it stay
+            assert text.endswith("\nFROM jobs /* ; */ -- a note; with ';'\n;SELECT $$c;d$$ AS y -- last")
+            assert len([p for p in lexer.statements(text) if lexer.significant(text[p[0]:p[1]])]) == 3
+            await quit_app(pilot, app)
+
+    asyncio.run(scenario())

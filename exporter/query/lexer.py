@@ -71,40 +71,49 @@ class Token:
 
 def lex(sql: str) -> Iterator[Token]:
     """Every token of ``sql`` in order, whitespace and comments included; the texts add up to ``sql``."""
+    for kind, start, end in spans(sql):
+        yield Token(kind, sql[start:end], start)
+
+
+def spans(sql: str) -> Iterator[tuple[str, int, int]]:
+    """What ``lex`` yields, as ``(kind, start, end)`` with no Token built: the highlighter's pace (it
+    lexes the editor's whole text on every edit)."""
     position, length = 0, len(sql)
     tags: _Tags | None = None
     access = False  # a '.' here is the engine's Dot (after a name, a number, ')' or ']'), not a number's start
     while position < length:
         char = sql[position]
-        if char == "/" and sql.startswith("/*", position):
-            end = _block_comment_end(sql, position + 2)
-            if end < 0:
-                yield Token("open", sql[position:], position)
-                return
-            yield Token("comment", sql[position:end], position)
-            position = end
-            continue
-        token: Token | None = None
-        if char == "$" and (heredoc := _HEREDOC.match(sql, position)):
-            tags = tags or _Tags(sql, position)
-            end = tags.next(heredoc.group(1), heredoc.end())
-            if end >= 0:  # else no heredoc: the engine reads $tag$ as (the start of) a name
-                token = Token("string", sql[position:end + len(heredoc.group())], position)
-        elif char == "." and not access and (fraction := _FRACTION.match(sql, position)):
-            token = Token("number", fraction.group(), position)
-        if token is None:
+        kind = None
+        if char in "/$.":  # the tokens a pattern cannot find alone: nested comments, heredocs, .5
+            if char == "/" and sql.startswith("/*", position):
+                end = _block_comment_end(sql, position + 2)
+                if end < 0:
+                    yield "open", position, length
+                    return
+                kind = "comment"
+            elif char == "$" and (heredoc := _HEREDOC.match(sql, position)):
+                tags = tags or _Tags(sql, position)
+                end = tags.next(heredoc.group(1), heredoc.end())
+                if end >= 0:  # else no heredoc: the engine reads $tag$ as (the start of) a name
+                    kind, end = "string", end + len(heredoc.group())
+            elif char == "." and not access and (fraction := _FRACTION.match(sql, position)):
+                kind, end = "number", fraction.end()
+        if kind is None:
             match = _SIMPLE.match(sql, position)
             if match is None:
                 if char in "'\"`":
-                    yield Token("open", sql[position:], position)
+                    yield "open", position, length
                     return
-                token = Token("odd", char, position)
+                kind, end = "odd", position + 1
             else:
-                token = Token(match.lastgroup or "op", match.group(), position)
-        yield token
-        position = token.end
-        if token.kind not in ("space", "comment"):
-            access = token.kind in ("word", "quoted", "number") or token.text in (")", "]")
+                kind, end = match.lastgroup or "op", match.end()
+        yield kind, position, end
+        if kind != "space" and kind != "comment":
+            access = kind in _ACCESS or (kind == "op" and char in ")]")
+        position = end
+
+
+_ACCESS = frozenset({"word", "quoted", "number"})  # a '.' after one of these is a Dot
 
 
 class _Tags:
@@ -152,13 +161,13 @@ def tokens(sql: str) -> list[Token]:
 def statements(sql: str) -> list[tuple[int, int]]:
     """The spans of the statements in ``sql``, split at each ``;`` that is neither in a string, a quoted
     name nor a comment; a span keeps its surrounding whitespace and comments."""
-    spans, start = [], 0
-    for token in lex(sql):
-        if token.kind == "op" and token.text == ";":
-            spans.append((start, token.start))
-            start = token.end
-    spans.append((start, len(sql)))
-    return spans
+    found, start = [], 0
+    for kind, at, end in spans(sql):
+        if kind == "op" and sql[at] == ";":
+            found.append((start, at))
+            start = end
+    found.append((start, len(sql)))
+    return found
 
 
 def statement_at(sql: str, offset: int) -> tuple[int, int]:
