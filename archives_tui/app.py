@@ -72,17 +72,17 @@ class ArchivesApp(App):
         Binding("ctrl+down", "recall(-1)", "Next query", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
-        Binding("f2", "show_panel('config')", "Config"),
+        Binding("f2", "show_panel('config')", "Config", priority=True),  # the panel keys: see action_show_panel
         Binding("f9", "toggle_sides", "Full width", show=False),
         Binding("f10", "command_palette", "Menu (every action)", show=False),
         Binding("tab", "next_panel(1)", "Next panel", show=False, priority=True),
         Binding("shift+tab", "next_panel(-1)", "Previous panel", show=False, priority=True),
         Binding("y", "copy('cell')", "Copy cell", show=False),
         Binding("Y", "copy('row')", "Copy row", show=False),
-        Binding("f3", "show_panel('query')", "Query"),
-        Binding("f4", "show_panel('schema')", "Schema"),
+        Binding("f3", "show_panel('query')", "Query", priority=True),
+        Binding("f4", "show_panel('schema')", "Schema", priority=True),
         Binding("ctrl+r", "refresh_status", "Refresh", show=False),
-        *(Binding(f"{modifier}+{i}", f"show_panel('{name}')", name.title(), show=False)
+        *(Binding(f"{modifier}+{i}", f"show_panel('{name}')", name.title(), show=False, priority=True)
           for modifier in ("ctrl", "alt") for i, name in enumerate(PANELS, 1)),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -163,11 +163,17 @@ class ArchivesApp(App):
     # -- layout ----------------------------------------------------------------------------------
 
     def action_show_panel(self, name: str) -> None:
-        """Bring a panel forward: in tabs, switch to it; in every layout, focus it."""
+        """Bring a panel forward: in tabs, switch to it; in every layout, focus it, at once, so the keys
+        typed right after reach it. The panel keys (F2, F3, F4, Ctrl/Alt+digit) are priority bindings,
+        run when the app first reads them: a plain binding runs only once the key has gone down to the
+        focused widget and bubbled back, and the keys typed meanwhile had gone to that widget already.
+        The focus is set here rather than by ``focus()``, which sets it after the messages already queued."""
+        if self.screen is not self.screen_stack[0]:  # a modal's keys are its own (callbacks run after it closed)
+            return
         self.query_one("#tabs", Tabs).active = f"tab-{name}"
         self._activate(name)
         target = {"query": "#editor", "schema": "#schema-tree", "status": "#status-figures"}.get(name, f"#{name}")
-        self.query_one(target).focus()
+        self.screen.set_focus(self.query_one(target))
         if name == "retention":
             self.query_one(RetentionPanel).action_load()
 
@@ -191,9 +197,11 @@ class ArchivesApp(App):
         self.action_show_panel(shown[(i + step) % len(shown)])
 
     def on_descendant_focus(self, event) -> None:
-        """A click or a key moved the focus into a panel: Tab goes on from there. (Focus lands after the
-        keys that asked for it, so Tab pressed twice quickly counts from ``panel``, not the focus.)"""
-        panels = self.query_one("#panels")
+        """A click or a key moved the focus into a panel: Tab goes on from there. The event arrives after
+        the keys queued meanwhile; one for a widget that has lost the focus since is stale."""
+        if event.widget is not self.screen_stack[0].focused:
+            return
+        panels = self.screen_stack[0].query_one("#panels")
         self.panel = next((w.id for w in event.widget.ancestors_with_self if w.parent is panels), self.panel)
 
     def action_help(self) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from archives_tui.cli import main
 from exporter.engine.interface import Limits
+from exporter.query.layer import LocalQueries
 from exporter.query.run import Execution, QueryCancelled
 from tests.test_outages import ROOT, write_config
 
@@ -49,7 +50,7 @@ def test_a_shown_result_stops_at_max_result_rows_but_an_export_streams_on(config
 
 
 def test_cancel_stops_the_engine(warm):
-    execution = Execution(warm.backend, ENDLESS, Limits(max_execution_time=300))
+    execution = Execution(LocalQueries(warm.backend), ENDLESS, Limits(max_execution_time=300))
     time.sleep(0.5)
     started = time.monotonic()
     execution.cancel()

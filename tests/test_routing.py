@@ -9,6 +9,7 @@ import pytest
 
 from exporter import runtime
 from exporter.pipeline import ExportPipeline
+from exporter.query.layer import LocalQueries
 from exporter.query.routing import route
 from exporter.query.run import run
 from exporter.seed import seed_stream
@@ -46,7 +47,7 @@ def archive(config, redis_client):
 def test_a_routed_query_answers_as_reading_everything_does(archive):
     warm, _ = archive
     for sql in QUERIES:
-        assert run(warm.backend, sql).table == warm.backend.query_arrow(sql), sql
+        assert run(LocalQueries(warm.backend), sql).table == warm.backend.query_arrow(sql), sql
     rewritten = [route(warm.backend, sql).sql for sql in QUERIES]
     # Not the OR, nor a bound that is a subquery; in the last, the CTE's read is bounded, the join's is not.
     assert [new != old for new, old in zip(rewritten, QUERIES, strict=True)] == [True] * 6 + [False, True, False,
@@ -61,6 +62,8 @@ def test_tiers_follow_the_range(archive):
     warm, _ = archive
     tiers = {sql: route(warm.backend, sql).tiers for sql in QUERIES[:4]}
     assert list(tiers.values()) == [("warm",), ("cold",), ("warm", "cold"), ("warm", "cold")]
+    queries = LocalQueries(warm.backend)  # the same from the engine's normalized text, which runs
+    assert [queries.run(sql).tiers for sql in QUERIES[:4]] == list(tiers.values())
     assert route(warm.backend, QUERIES[6]).tiers == ("warm", "cold")  # OR: no range, both tiers
     assert route(warm.backend, "SELECT count() FROM jobs_archive").tiers == ("warm",)
     assert route(warm.backend, "SELECT count() FROM jobs_cold").tiers == ("cold",)
@@ -81,7 +84,8 @@ def test_a_warm_range_opens_no_parquet_file(archive):
     _plant_unreadable_hour(cold_root, "2001/01/01/00")
     with pytest.raises(Exception, match=r"(?i)parquet"):
         warm.backend.query_arrow("SELECT count() FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY")
-    result = run(warm.backend, "SELECT count() AS n FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY")
+    result = run(LocalQueries(warm.backend),
+                 "SELECT count() AS n FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY")
     assert result.tiers == ("warm",) and result.table.column("n")[0].as_py() > 0
     routed = route(warm.backend, "SELECT count() FROM jobs WHERE enqueue_time >= now() - INTERVAL 7 DAY").sql
     plan = "\n".join(warm.backend.query_arrow(f"EXPLAIN {routed}").column(0).to_pylist())
@@ -92,11 +96,11 @@ def test_a_cold_range_opens_only_its_hours(archive):
     warm, cold_root = archive
     _plant_unreadable_hour(cold_root, "2001/01/01/00")
     sql = "SELECT count() AS n FROM jobs WHERE enqueue_time >= '2001-01-02' AND enqueue_time < now() - INTERVAL 40 DAY"
-    result = run(warm.backend, sql)
+    result = run(LocalQueries(warm.backend), sql)
     assert result.tiers == ("cold",) and result.table.column("n")[0].as_py() > 0
-    everything = run(warm.backend, "SELECT count() AS n FROM jobs WHERE enqueue_time >= '2001-01-02'")
+    everything = run(LocalQueries(warm.backend), "SELECT count() AS n FROM jobs WHERE enqueue_time >= '2001-01-02'")
     assert 0 < result.stats.rows_read < everything.stats.rows_read
-    cold = run(warm.backend, "SELECT count() AS n FROM jobs_cold WHERE enqueue_time >= '2001-01-02'")
+    cold = run(LocalQueries(warm.backend), "SELECT count() AS n FROM jobs_cold WHERE enqueue_time >= '2001-01-02'")
     assert cold.tiers == ("cold",) and cold.table.column("n")[0].as_py() > result.table.column("n")[0].as_py()
 
 

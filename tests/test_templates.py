@@ -13,6 +13,7 @@ from exporter import runtime
 from exporter.config import TemplateSpec
 from exporter.pipeline import ExportPipeline
 from exporter.query import templates
+from exporter.query.layer import LocalQueries
 from exporter.query.run import run, run_query
 from exporter.seed import seed_stream
 from tests.helpers import cold_table
@@ -36,7 +37,7 @@ def oracle(cold, since: str, until: str) -> Counter:
 def test_queue_health_counts_match_the_files_on_every_range(archive, span):  # noqa: F811
     warm, cold = archive
     since, until = RANGES[span]
-    result = run_query(warm.backend, templates.render("queue-health", {"since": since, "until": until}))
+    result = run_query(LocalQueries(warm.backend), templates.render("queue-health", {"since": since, "until": until}))
     counts = Counter({(r["queue"], r["outcome"]): r["jobs"] for r in result.to_pylist()})
     assert counts == oracle(cold, since, until) and sum(counts.values()) > 100
 
@@ -47,13 +48,14 @@ def test_every_template_runs_on_every_range(archive, span):  # noqa: F811
     since, until = RANGES[span]
     for name in templates.TEMPLATES:
         params = {"since": since, "until": until, **({"min_jobs": "1"} if name == "worker-performance" else {})}
-        result = run_query(warm.backend, templates.render(name, params))
+        result = run_query(LocalQueries(warm.backend), templates.render(name, params))
         assert result.num_rows > 0, name
 
 
 def test_retention_status_shows_what_each_tier_holds(archive):  # noqa: F811
     warm, _ = archive
-    rows = {r["tier"]: r["jobs"] for r in run_query(warm.backend, templates.render("retention-status")).to_pylist()}
+    found = run_query(LocalQueries(warm.backend), templates.render("retention-status"))
+    rows = {r["tier"]: r["jobs"] for r in found.to_pylist()}
     assert rows["cold"] == rows["archive (jobs)"] == 6000 and 0 < rows["warm"] < 6000
 
 
@@ -148,10 +150,10 @@ def test_templates_on_an_s3_cold_tier_match_the_files_on_every_range(s3_archive)
     warm, cold = s3_archive
     for (since, until), tiers in {("2d", "0s"): ("warm",), ("5d", "4d"): ("cold",), ("7d", "0s"): ("warm", "cold")
                                   }.items():
-        result = run(warm.backend, templates.render("queue-health", {"since": since, "until": until}))
+        result = run(LocalQueries(warm.backend), templates.render("queue-health", {"since": since, "until": until}))
         counts = Counter({(r["queue"], r["outcome"]): r["jobs"] for r in result.table.to_pylist()})
         assert counts == oracle(cold, since, until) and sum(counts.values()) > 50, (since, until)
         assert result.tiers == tiers
     for name in templates.TEMPLATES:
         params = {"since": "7d", **({"min_jobs": "1"} if name == "worker-performance" else {})}
-        assert run(warm.backend, templates.render(name, params)).rows > 0, name
+        assert run(LocalQueries(warm.backend), templates.render(name, params)).rows > 0, name

@@ -348,10 +348,11 @@ def test_panel_keys_tabs_and_full_width(quick):
             assert app.query_one("#editor", TextArea).text != before and visible(app, "#query")
             await pilot.press("escape", "shift+tab")  # leave the editor, then back a panel
             assert visible(app, "#status") and not visible(app, "#query")
-            for _ in range(2):  # Tab twice, faster than the focus follows: two panels on, not one
+            await pilot.press("alt+5")  # Config
+            for _ in range(2):  # Tab twice at once: two panels on, not one (config -> status -> query)
                 app.post_message(events.Key("tab", None))
             await pilot.pause(0.3)
-            assert visible(app, "#schema") and app.focused is app.query_one("#schema-tree")
+            assert visible(app, "#query") and app.focused is app.query_one("#editor")
 
             await pilot.resize_terminal(160, 45)
             await pilot.pause(0.2)
@@ -366,6 +367,61 @@ def test_panel_keys_tabs_and_full_width(quick):
             await pilot.press("f10")
             await pilot.pause(0.2)
             assert type(app.screen).__name__ == "CommandPalette"
+            await pilot.press("escape")
+            await quit_app(pilot, app)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("size", [(70, 30), (160, 45)])
+def test_keys_typed_right_after_a_switch_reach_the_panel_brought_forward(quick, size):
+    """F3 / F4 / Ctrl+digit / Tab and the keys typed at once, posted together (a burst faster than the
+    focus follows): each key after the switch reaches the panel brought forward, none the panel left."""
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=size) as pilot:
+            editor, tree = app.query_one("#editor", TextArea), app.query_one("#schema-tree")
+            figures = app.query_one("#status-figures")
+            await until(pilot, lambda: len(tree.root.children) > 0)  # the schema has loaded
+
+            async def burst(*keys: str) -> None:
+                for key in keys:
+                    app.post_message(events.Key(key, key if len(key) == 1 else None))
+                await pilot.pause(0.3)
+
+            for switch in ("f3", "ctrl+2", "alt+2"):
+                app.action_show_panel("status")
+                await pilot.pause()
+                figures.highlighted = 0
+                editor.text = "SELECT 1"
+                editor.move_cursor((0, 0))
+                await burst(switch, "end", "x", "y")
+                # End is a binding, run once the key has bubbled up to the app, so the letters, which the
+                # editor inserts at once, may land first: each key reached the editor, in whatever order
+                assert sorted(editor.text) == sorted("SELECT 1xy") and editor.cursor_location == (0, 10), switch
+                assert app.focused is editor and visible(app, "#query") and figures.highlighted == 0, switch
+
+            for switch in ("f4", "ctrl+3"):
+                app.action_show_panel("status")
+                await pilot.pause()
+                figures.highlighted, tree.cursor_line = 0, 0
+                await burst(switch, "down", "down")
+                assert tree.cursor_line == 2 and figures.highlighted == 0, switch
+                assert app.focused is tree and visible(app, "#schema"), switch
+
+            app.action_show_panel("status")
+            await pilot.pause()
+            editor.text = "SELECT 1"
+            editor.move_cursor((0, 0))
+            await burst("tab", "tab", "end")  # status -> query; in the editor Tab indents, as when typed slowly
+            assert editor.text == "        SELECT 1" or editor.text == "    SELECT 1", editor.text
+            assert app.focused is editor and editor.cursor_location == (0, len(editor.text))
+
+            await pilot.press("shift+f7")  # in a modal the panel keys (priority bindings) leave it be
+            await until(pilot, lambda: type(app.screen).__name__ == "HistoryScreen")
+            typed_in = app.focused
+            await pilot.press("f3", "f4", "ctrl+1", "alt+3")
+            assert type(app.screen).__name__ == "HistoryScreen" and app.focused is typed_in  # keys stay there
             await pilot.press("escape")
             await quit_app(pilot, app)
 

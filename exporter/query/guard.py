@@ -113,15 +113,17 @@ def check(sql: str, parser: Parser, database: str = "default",
 
 
 def _check_text(sql: str, what: str) -> None:
-    """One statement, every token complete, nothing invisible or controlling outside string literals."""
-    pieces = [span for span in lexer.statements(sql) if lexer.significant(sql[span[0]:span[1]])]
-    if not pieces:
-        raise QueryRefused("the query is empty")
-    if len(pieces) > 1:
-        raise QueryRefused("one statement per run: remove the ';' between statements")
+    """One statement, every token complete, nothing invisible or controlling outside string literals
+    (one pass of the lexer: its cost stays linear in the text's length)."""
+    statements, pending = 0, False  # statements ended by ';', and whether one is being read
     for token in lexer.lex(sql):
+        if token.kind == "op" and token.text == ";":
+            statements, pending = statements + pending, False
+            continue
         if token.kind == "open":
             raise QueryRefused(f"the {what} has an unterminated {_OPENED.get(token.text[0], 'heredoc')}")
+        if token.kind not in ("space", "comment"):
+            pending = True
         if token.kind in ("string", "comment"):
             continue
         name = token.kind == "quoted"  # a name or alias holds no line break: it would forge a line of the tree
@@ -131,6 +133,11 @@ def _check_text(sql: str, what: str) -> None:
             line = sql.count("\n", 0, token.start) + 1
             raise QueryRefused(f"the {what} holds the character U+{ord(odd):04X} "
                                f"({unicodedata.name(odd, 'a control character')}) on line {line}: remove it")
+    statements += pending
+    if statements == 0:
+        raise QueryRefused("the query is empty")
+    if statements > 1:
+        raise QueryRefused("one statement per run: remove the ';' between statements")
 
 
 _OPENED = {"'": "string", '"': "quoted name", "`": "quoted name", "/": "/* comment"}
@@ -146,7 +153,8 @@ def _normalized(sql: str, parser: Parser) -> str:
     """The engine's one-line text of the statement, the user's text handed over as hex: data, not SQL."""
     hexed = sql.encode("utf-8", "surrogatepass").hex()
     try:
-        table = parser.query_arrow(f"SELECT formatQuerySingleLine(unhex('{hexed}')) AS q")
+        table = parser.query_arrow(f"SELECT formatQuerySingleLine(unhex('{hexed}')) AS q "
+                                   f"SETTINGS max_query_size = {len(hexed) + 4096}")  # the hex is twice the text
     except QueryError as exc:
         raise QueryError(_engine_sentence(str(exc))) from None
     return table.column(0)[0].as_py()

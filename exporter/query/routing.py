@@ -295,23 +295,19 @@ def _bound(conjunct: list[Token], qualifiers: set[str], sql: str) -> tuple[list[
 
 
 def _operator(rest: list[Token]) -> tuple[str | None, list[Token]]:
+    """The comparison a conjunct starts with (the lexer reads ``>=`` as one token)."""
     first = rest[0].text
     if rest[0].upper == "BETWEEN":
         return "BETWEEN", rest[1:]
-    if first in "<>" and len(rest) > 1 and rest[1].text == "=":
-        return first + "=", rest[2:]
-    if first == "=" and len(rest) > 1 and rest[1].text == "=":
-        return "=", rest[2:]
-    if first in ("<", ">", "="):
-        following = rest[1].text if len(rest) > 1 else ""
-        return (None, rest) if following in ("<", ">") else (first, rest[1:])
-    return None, rest
+    if first in ("<", ">", "<=", ">=", "="):
+        return first, rest[1:]
+    return ("=", rest[1:]) if first == "==" else (None, rest)
 
 
 def _expression(tokens_: list[Token], sql: str) -> str | None:
     """The text of an expression that may be a constant: no column comparison, no subquery."""
     if not tokens_ or any(t.kind == "word" and t.upper in _NOT_CONSTANT for t in tokens_) or any(
-            t.kind == "op" and t.text in "<>=!" for t in tokens_):
+            t.kind == "op" and any(c in "<>=!" for c in t.text) for t in tokens_):
         return None
     last = tokens_[-1]
     return sql[tokens_[0].start:last.start + len(last.text)]
