@@ -1,8 +1,9 @@
 """The dashboard's SQL editor: ClickHouse highlighting and completion from the engine's own catalog.
 
 Textual's TextArea highlights only through tree-sitter, which we do not ship; ``SqlEditor`` fills the
-highlights from a tokenizer of our own (``archives_tui.vocabulary``) instead. Completion is a list that
-floats at the cursor and never takes focus: the editor keeps every key and hands the list the few it needs.
+highlights from the project's one SQL lexer (``exporter.query.lexer``, through ``archives_tui.vocabulary``)
+instead. Completion is a list that floats at the cursor and never takes focus: the editor keeps every key
+and hands the list the few it needs.
 Colours come from the app's theme, so the editor reads well on dark, light and high-contrast alike, and the
 history's read-only SQL gets the same highlighting (the same lexer and names) in the same colours.
 """
@@ -123,7 +124,7 @@ class CompletionList(OptionList):
 
 
 class SqlEditor(TextArea):
-    """A code editor for ClickHouse SQL: highlighting from our tokenizer, completion from the catalog."""
+    """A code editor for ClickHouse SQL: highlighting from the project's lexer, completion from the catalog."""
 
     BINDINGS: ClassVar[list[BindingType]] = [  # handled in _on_key (terminals name the key apart); listed for F1
         Binding("ctrl+space", "complete", "Complete the word", show=False)]
@@ -163,7 +164,7 @@ class SqlEditor(TextArea):
     def _build_highlight_map(self) -> None:
         """Overrides a private TextArea method (textual 8, pinned <9): TextArea calls it after every edit to
         rebuild ``_highlights`` (line -> (start byte, end byte or None, highlight name)) from tree-sitter;
-        we fill it from our tokenizer, the whole document each time (about 1 ms for 200 lines)."""
+        we fill it from the lexer, the whole document each time (about 2.5 ms for 200 lines)."""
         self._line_cache.clear()
         self._highlights.clear()
         self._highlights.update(self.vocabulary.highlights(self.document.lines))
