@@ -85,6 +85,13 @@ class ChdbBackend:
         try:
             chunks = iter(self._call(conn.send_query, sql, "Arrow"))
             first = self._call(next, chunks, None)
+        except QueryError as exc:
+            session.__exit__(None, None, None)
+            if not str(exc).startswith(_NOT_STREAMED):
+                raise
+            # chdb streams SELECTs only; SHOW, EXPLAIN, DESCRIBE and EXISTS answer a few rows at once
+            whole = self.query_arrow(sql, limits=limits, query_id=query_id, stats=stats)
+            return pa.RecordBatchReader.from_batches(whole.schema, whole.to_batches(max_chunksize=batch_rows))
         except BaseException:
             session.__exit__(None, None, None)
             raise
@@ -159,6 +166,9 @@ class ChdbBackend:
         self._pool.close()
         tighten_tree(self.path)  # what chdb wrote during this session, before the lock is let go
         self._lock_file.close()
+
+
+_NOT_STREAMED = "Streaming query is not supported"  # chdb's sentence for a statement it runs only whole
 
 
 def _arrow(result) -> pa.Table:
