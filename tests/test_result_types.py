@@ -1,24 +1,38 @@
 """A result's columns as a person reads them: Enum columns as names, DateTime columns as UTC times
-(the engine hands Arrow a bare count of seconds for DateTime)."""
+(the engine hands Arrow a bare count of seconds for DateTime), through the query layer."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pytest
 
+from exporter.query.layer import LocalQueries
 from exporter.query.run import run
 
 
 def test_datetime_columns_are_times_and_enums_names(warm):
-    result = run(warm.backend, "SELECT toDateTime('2026-01-02 03:04:05', 'UTC') AS t, "
-                               "toDateTime('2026-01-02 12:04:05', 'Asia/Tokyo') AS tokyo, "
-                               "CAST(NULL AS Nullable(DateTime)) AS nothing, "
-                               "CAST('failed', 'Enum8(\\'success\\' = 1, \\'failed\\' = 2)') AS outcome, "
-                               "toDateTime64('2026-01-02 03:04:05.123', 3, 'UTC') AS precise")
+    queries = LocalQueries(warm.backend)
+    result = run(queries, "SELECT toDateTime('2026-01-02 03:04:05', 'UTC') AS t, "
+                          "toDateTime('2026-01-02 12:04:05', 'Asia/Tokyo') AS tokyo, "
+                          "CAST(NULL AS Nullable(DateTime)) AS nothing, "
+                          "CAST('failed', 'Enum8(\\'success\\' = 1, \\'failed\\' = 2)') AS outcome, "
+                          "toDateTime64('2026-01-02 03:04:05.123', 3, 'UTC') AS precise")
     table = result.table
     assert pa.types.is_timestamp(table.schema.field("t").type)
     assert table.to_pylist() == [{"t": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
                                   "tokyo": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
                                   "nothing": None, "outcome": "failed",
                                   "precise": datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)}]
+
+
+@pytest.mark.xfail(strict=True, reason="exporter/query/layer.py prepare() rewrites top-level Enum and DateTime "
+                                       "only; exporter.values.readable_type covers nested ones and the rest")
+def test_nested_enums_and_times_and_addresses_are_readable(warm):
+    queries = LocalQueries(warm.backend)
+    result = run(queries, "SELECT [CAST('b', 'Enum8(\\'a\\' = 1, \\'b\\' = 2)')] AS names, "
+                          "map('at', toDateTime('2026-01-02 03:04:05', 'UTC')) AS times, "
+                          "toIPv4('1.2.3.4') AS ip, 1.5::BFloat16 AS half")
+    assert result.table.to_pylist() == [{"names": ["b"], "times": [("at", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))],
+                                         "ip": "1.2.3.4", "half": 1.5}]

@@ -1,7 +1,15 @@
 """Writing a query result to a byte stream as CSV, TSV, JSON, JSON lines or Parquet (no terminal code).
 
-Maps come from Arrow as lists of pairs; JSON readers expect objects, and CSV has no nested values, so
-those are written as JSON text.
+Every column type the engine hands over is written so that it reads back as its value:
+
+- maps come from Arrow as lists of pairs; JSON readers expect objects, and CSV and TSV have no nested
+  values, so those (and lists and tuples) are written as JSON text;
+- a JSON or Dynamic column is JSON text from the engine: the value itself in JSON, its text elsewhere
+  (a string as the string, unquoted);
+- a Variant (an Arrow union, which CSV and Parquet cannot hold) is its member's value in JSON, its text
+  in CSV, TSV and Parquet; UUIDs are their canonical text where the format has no UUID of its own;
+- text and bytes are written as they are (CSV, TSV, Parquet), even bytes that are not UTF-8; JSON must
+  be UTF-8, so there such a byte becomes U+FFFD.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -19,12 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from exporter.values import python_values
+from exporter.values import Converter, python_values
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 
 
-def _json_default(value):
+def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
@@ -34,12 +42,36 @@ def _json_default(value):
     raise TypeError
 
 
-def json_text(value) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value, default=_json_default).decode()
 
 
+def is_json(kind: pa.DataType) -> bool:
+    """A JSON or Dynamic column: the engine hands it over as JSON text (Arrow's ``arrow.json``)."""
+    return isinstance(kind, pa.BaseExtensionType) and kind.extension_name == "arrow.json"
+
+
+def _embedded(kind: pa.DataType) -> Converter:
+    return orjson.Fragment if is_json(kind) else None
+
+
+def json_values(column: pa.Array | pa.ChunkedArray, invalid: str = "replace") -> list:
+    """A column's values for JSON text: as ``python_values``, with a JSON column's text embedded as the
+    JSON it is (an ``orjson.Fragment``), not as a string holding it."""
+    return python_values(column, _embedded, invalid)
+
+
+def plain_text(value: Any) -> str:
+    """A value as one field of text: a string as it is, anything else as its JSON text, unquoted when
+    that is a JSON string (a date, a UUID)."""
+    if isinstance(value, str):
+        return value
+    text = json_text(value)
+    return orjson.loads(text) if text.startswith('"') else text
+
+
 def _rows(batch: pa.RecordBatch) -> list[dict]:
-    columns = [python_values(column) for column in batch.columns]
+    columns = [json_values(column) for column in batch.columns]
     return [dict(zip(batch.schema.names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
@@ -68,26 +100,31 @@ def write_batches(reader: pa.RecordBatchReader, fmt: str, out: BinaryIO, limit: 
 
 
 class _Parquet:
+    """Parquet holds every type but a union and an empty tuple: a column holding one is written as text."""
+
     def __init__(self, schema: pa.Schema, out: BinaryIO) -> None:
-        self._writer = pq.ParquetWriter(out, schema, compression="zstd")
+        self._text = [_unstorable(f.type) for f in schema]
+        stored = [pa.field(f.name, pa.string()) if text else f for f, text in zip(schema, self._text, strict=True)]
+        self._schema = pa.schema(stored, schema.metadata)
+        self._writer = pq.ParquetWriter(out, self._schema, compression="zstd")
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        columns = [_flat(c) if text else c for c, text in zip(batch.columns, self._text, strict=True)]
+        self._writer.write_batch(pa.record_batch(columns, schema=self._schema))
 
     def close(self) -> None:
         self._writer.close()
 
 
 class _Csv:
-    """CSV has no nested values: maps and lists are written as JSON text."""
+    """CSV has no nested values: maps, lists and tuples are written as JSON text (see ``_flat``)."""
 
     def __init__(self, schema: pa.Schema, out: BinaryIO) -> None:
-        flat = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_nested(f.type) else f for f in schema])
-        self._writer = pacsv.CSVWriter(out, flat)
+        self._schema = pa.schema([pa.field(f.name, _flat(pa.nulls(0, f.type)).type) for f in schema])
+        self._writer = pacsv.CSVWriter(out, self._schema)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        columns = [_nested_text(c) if pa.types.is_nested(c.type) else c for c in batch.columns]
-        self._writer.write_batch(pa.record_batch(columns, names=batch.schema.names))
+        self._writer.write_batch(pa.record_batch([_flat(c) for c in batch.columns], schema=self._schema))
 
     def close(self) -> None:
         self._writer.close()
@@ -104,7 +141,7 @@ class _Tsv:
     def write(self, batch: pa.RecordBatch) -> None:
         fields = [_tsv_field(column) for column in batch.columns]
         lines = pc.binary_join_element_wise(*fields, "\t") if len(fields) > 1 else fields[0]
-        self._out.write(("\n".join(lines.to_pylist()) + "\n").encode())
+        self._out.write(b"\n".join(lines.cast(pa.binary()).to_pylist()) + b"\n")  # bytes: not decoded
 
     def close(self) -> None:
         pass
@@ -140,13 +177,39 @@ class _Json:
 _SINKS = {"parquet": _Parquet, "csv": _Csv, "tsv": _Tsv, "jsonl": _JsonLines, "json": _Json}
 
 
-def _nested_text(column: pa.Array) -> pa.Array:
-    """Maps and lists as JSON text, for the flat formats."""
-    return pa.array([None if v is None else json_text(v) for v in python_values(column)], pa.string())
+def _flat(column: pa.Array) -> pa.Array:
+    """A column as a flat format (CSV, TSV) can hold it: nested values as JSON text; a Variant, a UUID,
+    a JSON or Dynamic value or any other extension as its text (``plain_text``); bytes as they are; the
+    rest unchanged."""
+    kind = column.type
+    if is_json(kind) and not pc.any(pc.starts_with(column.storage, '"')).as_py():
+        return column.storage  # objects, arrays, numbers: the engine's JSON text is the field
+    if pa.types.is_dictionary(kind):
+        return _flat(column.dictionary_decode())
+    if pa.types.is_union(kind) or isinstance(kind, pa.BaseExtensionType):
+        return pa.array([None if v is None else plain_text(v) for v in json_values(column)], pa.string())
+    if pa.types.is_nested(kind):
+        return pa.array([None if v is None else json_text(v) for v in json_values(column)], pa.string())
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return column.cast(pa.binary()).view(pa.string())  # the bytes as they are, UTF-8 or not
+    return column
+
+
+def _unstorable(kind: pa.DataType) -> bool:
+    """Whether Parquet cannot hold ``kind``: a union, or a struct of no fields (the empty tuple), anywhere."""
+    if pa.types.is_union(kind) or (pa.types.is_struct(kind) and kind.num_fields == 0):
+        return True
+    if pa.types.is_map(kind):
+        return _unstorable(kind.key_type) or _unstorable(kind.item_type)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _unstorable(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_unstorable(kind.field(i).type) for i in range(kind.num_fields))
+    return False
 
 
 def _tsv_field(column: pa.Array) -> pa.Array:
-    text = _nested_text(column) if pa.types.is_nested(column.type) else pc.cast(column, pa.string())
+    text = pc.cast(_flat(column), pa.string())
     for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
         text = pc.replace_substring(text, raw, escaped)
     return pc.fill_null(text, "\\N")
