@@ -14,7 +14,7 @@ from textual_fastdatatable import ArrowBackend, DataTable
 from textual_plotext import PlotextPlot
 
 from archives_tui.editor import SqlEditor
-from archives_tui.render import human_size
+from archives_tui.render import human_size, visible_table
 from exporter.query.lexer import lex, significant, statement_at, tokens
 from exporter.query.run import QueryResult
 from exporter.values import python_values
@@ -30,10 +30,11 @@ class Chart(PlotextPlot):
 
 class ResultGrid(DataTable):
     """The results: virtualized over the Arrow table itself (a million rows cost no widgets), the first
-    column pinned, long cells cut. It cannot be refilled: each result mounts a new grid."""
+    column pinned, long cells cut. It cannot be refilled: each result mounts a new grid. Text from the
+    archive is shown as text: control characters made visible, markup not read (``visible_table``)."""
 
     def __init__(self, table: pa.Table, rows: int) -> None:
-        super().__init__(backend=ArrowBackend(table, max_rows=rows), id="results", zebra_stripes=True,
+        super().__init__(backend=ArrowBackend(visible_table(table), max_rows=rows), id="results", zebra_stripes=True,
                          fixed_columns=1 if table.num_columns > 2 else 0, max_column_content_width=CELL_WIDTH,
                          null_rep="[dim]∅[/]", render_markup=False, show_row_labels=False)
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from archives_tui.editor import sql_syntax
+from archives_tui.render import visible
 from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
 from exporter.query.history import QueryHistory
 from exporter.query.writers import FORMATS
@@ -104,9 +105,10 @@ class CellScreen(ModalScreen[None]):
         self.column, self.value = column, value
 
     def compose(self):
+        """The value as text (``visible``: no markup read, no escape sequence sent); y copies it as it is."""
         with VerticalScroll(classes="dialog wide"):
-            yield Static(Text(self.column, "bold"))
-            yield Static(self.value)
+            yield Static(Text(visible(self.column), "bold"))
+            yield Static(Text(visible(self.value)))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.value)
