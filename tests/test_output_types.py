@@ -4,8 +4,8 @@ real chdb store holding a row of each type, each output read back and holding th
 Some types reach Arrow in a form that is not their value (an IPv4 as a number, IPv6 and the wide
 integers as raw bytes, BFloat16 as two raw bytes, a DateTime inside an array as seconds): the query
 layer casts them to ``exporter.values.readable_type``. ``test_readable_types_in_every_format`` checks
-that cast and the writers on the engine directly; through the CLI those types are marked until
-``exporter/query/layer.py``'s ``prepare`` casts with it.
+that cast and the writers on the engine directly, ``test_every_type_in_every_format`` the whole way
+through the CLI.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from exporter.values import readable_type
 from tests.test_outages import write_config
 
 FORMATS = ("table", "csv", "tsv", "json", "jsonl", "parquet")
-LAYER = "exporter/query/layer.py prepare() does not cast with exporter.values.readable_type yet"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class Case:
     field: bytes | None  # as CSV and TSV hold it (None: NULL); for a nested value, its JSON text
     shown: str  # as the table shows it
     stored: Any  # as Parquet gives it back
-    layer: bool = False  # readable through the CLI only once the query layer casts it
 
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -62,7 +60,7 @@ CASES = [
     Case("dynamic_text", "Dynamic", "'abc'", "abc", b"abc", "abc", '"abc"'),
     Case("variant", "Variant(String, UInt64)", "'abc'", "abc", b"abc", "abc", "abc"),
     Case("variant_number", "Variant(String, UInt64)", "7::UInt64", 7, b"7", "7", "7"),
-    Case("bfloat16", "BFloat16", "1.5", 1.5, b"1.5", "1.5", 1.5, layer=True),
+    Case("bfloat16", "BFloat16", "1.5", 1.5, b"1.5", "1.5", 1.5),
     Case("map", "Map(String, UInt8)", "{'k': 1}", {"k": 1}, b'{"k":1}', '{"k":1}', [("k", 1)]),
     Case("array", "Array(Nullable(String))", "['a', NULL]", ["a", None], b'["a",null]', '["a",null]', ["a", None]),
     Case("tuple", "Tuple(x UInt8, y String)", "(1, 'a')", {"x": 1, "y": "a"}, b'{"x":1,"y":"a"}',
@@ -72,11 +70,11 @@ CASES = [
     Case("enum", "Enum8('a' = 1, 'b' = 2)", "'b'", "b", b"b", "b", "b"),
     Case("decimal", "Decimal(18, 4)", "123.4567", "123.4567", b"123.4567", "123.4567", Decimal("123.4567")),
     Case("int128", "Int128", str(MIN_INT128), str(MIN_INT128), str(MIN_INT128).encode(), str(MIN_INT128),
-         str(MIN_INT128), layer=True),
+         str(MIN_INT128)),
     Case("uint256", "UInt256", str(MAX_UINT256), str(MAX_UINT256), str(MAX_UINT256).encode(), str(MAX_UINT256),
-         str(MAX_UINT256), layer=True),
-    Case("ipv4", "IPv4", "'1.2.3.4'", "1.2.3.4", b"1.2.3.4", "1.2.3.4", "1.2.3.4", layer=True),
-    Case("ipv6", "IPv6", "'2001:db8::1'", "2001:db8::1", b"2001:db8::1", "2001:db8::1", "2001:db8::1", layer=True),
+         str(MAX_UINT256)),
+    Case("ipv4", "IPv4", "'1.2.3.4'", "1.2.3.4", b"1.2.3.4", "1.2.3.4", "1.2.3.4"),
+    Case("ipv6", "IPv6", "'2001:db8::1'", "2001:db8::1", b"2001:db8::1", "2001:db8::1", "2001:db8::1"),
     Case("date32", "Date32", "'1900-01-02'", "1900-01-02", b"1900-01-02", "1900-01-02", date(1900, 1, 2)),
     Case("datetime", "DateTime('UTC')", "'2026-01-02 03:04:05'", "2026-01-02T03:04:05+00:00",
          b"2026-01-02 03:04:05Z", "2026-01-02 03:04:05+00:00", AT),
@@ -86,7 +84,7 @@ CASES = [
     Case("bytes", "String", "unhex('FF41')", "\ufffdA", b"\xffA", "\\xffA", b"\xffA"),  # not UTF-8: kept as is
     Case("nested", "Array(Tuple(ip IPv4, at DateTime('UTC')))", "[('1.2.3.4', '2026-01-02 03:04:05')]",
          [{"ip": "1.2.3.4", "at": "2026-01-02T03:04:05+00:00"}], b'[{"ip":"1.2.3.4","at":"2026-01-02T03:04:05+00:00"}]',
-         '[{"ip":"1.2.3.4","at":"2026-01-02T03:04:05+00:00"}]', [{"ip": "1.2.3.4", "at": AT}], layer=True),
+         '[{"ip":"1.2.3.4","at":"2026-01-02T03:04:05+00:00"}]', [{"ip": "1.2.3.4", "at": AT}]),
 ]
 
 
@@ -144,8 +142,7 @@ def _field(fmt: str, data: bytes) -> bytes | None:
 def _cli_cases():
     for case in CASES:
         for fmt in FORMATS:
-            marks = [pytest.mark.xfail(strict=True, reason=LAYER)] if case.layer else []
-            yield pytest.param(case, fmt, id=f"{case.column}-{fmt}", marks=marks)
+            yield pytest.param(case, fmt, id=f"{case.column}-{fmt}")
 
 
 @pytest.mark.parametrize(("case", "fmt"), _cli_cases())
@@ -171,7 +168,6 @@ def test_readable_types_in_every_format(typed, case):
         target = readable_type(kind)
         expression = case.column if target is None else f"CAST({case.column} AS {target})"
         sql = f"SELECT {expression} AS v FROM typed"
-        assert (target is not None) == case.layer or case.column in ("enum", "datetime")  # the layer's own two
         result = backend.query_arrow(sql)
         for fmt in FORMATS:
             out = io.BytesIO()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pyarrow as pa
-import pytest
 
 from exporter.query.layer import LocalQueries
 from exporter.query.run import run
@@ -27,8 +26,6 @@ def test_datetime_columns_are_times_and_enums_names(warm):
                                   "precise": datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)}]
 
 
-@pytest.mark.xfail(strict=True, reason="exporter/query/layer.py prepare() rewrites top-level Enum and DateTime "
-                                       "only; exporter.values.readable_type covers nested ones and the rest")
 def test_nested_enums_and_times_and_addresses_are_readable(warm):
     queries = LocalQueries(warm.backend)
     result = run(queries, "SELECT [CAST('b', 'Enum8(\\'a\\' = 1, \\'b\\' = 2)')] AS names, "

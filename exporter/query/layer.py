@@ -10,7 +10,6 @@ user input and is not judged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +21,7 @@ from exporter.engine.sql import sql_string
 from exporter.errors import QueryError, QueryRefused
 from exporter.query.guard import MAX_STATEMENT_BYTES, Statement, check
 from exporter.query.routing import Route, route
+from exporter.values import readable_type
 
 if TYPE_CHECKING:
     from exporter.engine.chdb import ChdbBackend
@@ -146,8 +146,9 @@ class LocalQueries:
 
 
 def prepare(backend: ClickHouseBackend, statement: Statement) -> Route:
-    """What runs for a statement the guard passed: routed to the tiers its time range needs, with Enum
-    columns as their names and DateTime columns as times (the engine hands both to Arrow as numbers)."""
+    """What runs for a statement the guard passed: routed to the tiers its time range needs, each column
+    cast to what a person reads (``values.readable_type``: Enum names, not codes; DateTime as times,
+    not seconds; IPv6 and wide integers as values, not bytes), in the engine's own types."""
     if statement.kind != "SELECT":
         return Route(statement.sql, ())
     routed = route(backend, statement.sql)
@@ -155,13 +156,10 @@ def prepare(backend: ClickHouseBackend, statement: Statement) -> Route:
     replaced = []
     for name, kind in zip(described.column("name").to_pylist(), described.column("type").to_pylist(), strict=True):
         quoted = "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-        if "Enum8(" in kind or "Enum16(" in kind:
-            replaced.append(f"toString({quoted}) AS {quoted}")
-        elif _SECONDS.match(kind):
-            replaced.append(f"toDateTime64({quoted}, 0, 'UTC') AS {quoted}")
+        readable = readable_type(kind)
+        if readable is not None:
+            replaced.append(f"CAST({quoted} AS {readable}) AS {quoted}")
     if not replaced:
         return routed
     return Route(f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({routed.sql})", routed.tiers, routed.shape)
 
-
-_SECONDS = re.compile(r"^(Nullable\()?DateTime(\(|\)|$)")
