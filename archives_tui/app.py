@@ -33,7 +33,7 @@ from archives_tui.status_panel import StatusPanel
 from archives_tui.theming import load_themes
 from exporter.config import Config
 from exporter.embedded import data_dir
-from exporter.errors import QueryError
+from exporter.errors import QueryError, QueryRefused
 from exporter.query import writers
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, Limits, QueryCancelled, QueryResult, Taken, first_page
@@ -42,6 +42,11 @@ from exporter.redact import describe
 
 if TYPE_CHECKING:  # the exporter's modules load in the worker that opens the archive, after the first paint
     from archives_tui.background import Background, Snapshot
+
+def _label(exc: BaseException) -> str:
+    """What the run bar says of an outcome whose sentence is shown below it."""
+    return "cancelled" if isinstance(exc, QueryCancelled) else "refused" if isinstance(exc, QueryRefused) else "failed"
+
 
 PANELS = ("status", "query", "schema", "retention", "config")  # the narrow layout's tabs, in order
 ASIDE = ("retention", "config")  # wide and medium: shown in the query's place while brought forward
@@ -248,19 +253,17 @@ class ArchivesApp(App):
     @work(thread=True, exclusive=True, group="query")
     def wait_for_query(self, execution: Execution) -> None:
         try:
-            result: QueryResult | str = execution.wait()
-        except QueryCancelled as exc:
-            result = str(exc)
+            result: QueryResult | tuple[str, str] = execution.wait()
         except QueryError as exc:
-            result = str(exc)
+            result = (_label(exc), str(exc))
         except Exception as exc:  # an engine fault: said in place, the app stays up
-            result = f"{type(exc).__name__}: {exc}"
+            result = ("failed", f"{type(exc).__name__}: {exc}")
         self.call_from_thread(self._show_result, result)
 
-    async def _show_result(self, result: QueryResult | str) -> None:
+    async def _show_result(self, result: QueryResult | tuple[str, str]) -> None:
         panel = self.query_one(QueryPanel)
-        if isinstance(result, str):
-            panel.failed(result)
+        if isinstance(result, tuple):
+            panel.failed(result[1], result[0])
         else:
             await panel.show(result)
 
@@ -285,7 +288,7 @@ class ArchivesApp(App):
             plan = self.background.queries.explain(sql)
             self.call_from_thread(self.query_one(QueryPanel).show_text, "plan (F5 runs the statement)", plan)
         except Exception as exc:  # a refusal or an engine error: said in place
-            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
+            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc), _label(exc))
 
     def action_format(self) -> None:
         sql = self._statement()
@@ -297,7 +300,7 @@ class ArchivesApp(App):
         try:
             laid_out = self.background.queries.pretty(sql)
         except Exception as exc:
-            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc))
+            self.call_from_thread(self.query_one(QueryPanel).failed, str(exc), _label(exc))
             return
         self.call_from_thread(self.query_one(QueryPanel).replace_statement, laid_out)
 
@@ -333,7 +336,7 @@ class ArchivesApp(App):
         try:
             result = execution.wait()
         except (QueryError, OSError) as exc:
-            self.call_from_thread(panel.failed, f"export to {path} failed, nothing written: {exc}")
+            self.call_from_thread(panel.failed, f"export to {path} failed, nothing written: {exc}", _label(exc))
             return
         self.call_from_thread(panel.exported, result, path)
 

@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 import redis
 
-from archives_tui.render import FORMATS, human_size, render
+from archives_tui.render import FORMATS, human_size, render, visible
 from archives_tui.retention_view import retention_text, run_text
 from archives_tui.status_view import status_text
 from exporter import runtime
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return COMMANDS[args.command](config, args)
-    except ArchivesError as exc:
-        print(f"archives: {exc}", file=sys.stderr)
+    except ArchivesError as exc:  # an engine's sentence may quote the data: shown as text
+        print(f"archives: {visible(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,7 +14,7 @@ from textual_fastdatatable import ArrowBackend, DataTable
 from textual_plotext import PlotextPlot
 
 from archives_tui.editor import SqlEditor
-from archives_tui.render import human_size, visible_table
+from archives_tui.render import human_size, visible, visible_table
 from exporter.query.lexer import lex, significant, statement_at, tokens
 from exporter.query.run import QueryResult
 from exporter.values import python_values
@@ -171,11 +171,11 @@ class QueryPanel(Vertical):
         self.query_one("#runbar", Static).update(Text(
             f"exported {result.rows:,} rows to {path} in {result.elapsed:.2f}s · {tiers}", "green"))
 
-    def failed(self, message: str) -> None:
+    def failed(self, message: str, label: str = "failed") -> None:
         """The message, whole, in the results' place (the next result replaces it); the run bar only
-        says that it failed, so the sentence is read once."""
-        self.query_one("#runbar", Static).update(Text("failed: the reason is below" if message else "failed", "red"))
-        self.query_one("#result-error", Static).update(Text(message, "red"))
+        says what happened (failed, refused, cancelled), so the sentence is read once."""
+        self.query_one("#runbar", Static).update(Text(f"{label} (the reason is below)" if message else label, "red"))
+        self.query_one("#result-error", Static).update(Text(visible(message), "red"))  # it may quote the data
         self.query_one("#result-error").add_class("-shown")
         self.query_one("#results").add_class("-hidden")
         self.query_one("#chart").remove_class("-shown")

@@ -6,11 +6,11 @@ the tree stays one line per node at 34 columns."""
 from __future__ import annotations
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static, Tree
 
+from archives_tui.editor import sql_syntax
 from exporter.engine.interface import Catalog, Table
 from exporter.query.templates import Template
 from exporter.schema_registry import SchemaRegistry
@@ -69,8 +69,7 @@ class SchemaPanel(Vertical):
             template = self.templates[name]
             parameters = ", ".join(f"{k}={v}" for k, v in template.defaults.items()) or "none"
             return Group(Text.assemble((template.description, "dim"), f"\nparameters: {parameters}\nEnter loads it"),
-                         Syntax(template.sql.strip(), "sql", theme="ansi_dark", background_color="default",
-                                word_wrap=True))
+                         sql_syntax(template.sql.strip(), self.app, word_wrap=True))
         return ""
 
     def _table(self, name: str) -> Table:

@@ -46,7 +46,7 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
             await pilot.press("f5")
             await until(pilot, lambda: results(app).row_count == 1)
             assert results(app).get_row_at(0)[0] == 500
-            assert "1 rows in" in text_of(app, "#runbar") and "warm" in text_of(app, "#runbar")
+            assert "1 row in" in text_of(app, "#runbar") and "warm" in text_of(app, "#runbar")
 
             assert all(visible(app, f"#{panel}") for panel in ("status", "query", "schema"))
             assert not visible(app, "#tabs")
@@ -64,7 +64,8 @@ def test_a_query_runs_from_the_editor_and_resizing_keeps_it(quick, redis_client)
 
             editor.text = "SELECT nonsense FROM jobs_archive"
             await pilot.press("f5")
-            await until(pilot, lambda: "nonsense" in text_of(app, "#runbar"))
+            await until(pilot, lambda: "nonsense" in text_of(app, "#result-error"))
+            assert text_of(app, "#runbar") == "failed (the reason is below)"  # the sentence once, below
             assert app.is_running  # an error is said in place; the app stays up
             for key in ("ctrl+enter", "ctrl+j"):  # Ctrl+Enter where the terminal tells it apart, else Ctrl+J
                 editor.text = f"SELECT '{key}' AS k"

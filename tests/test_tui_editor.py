@@ -122,7 +122,7 @@ def test_completion_offers_the_catalogs_names_and_tab_accepts(quick):
             assert editor.completing
             await pilot.press("f5")  # the app's key: the list closes, the statement runs as typed
             assert not editor.completing and editor.text == "SELECT count() FROM jobs AS j"
-            await until(pilot, lambda: "1 rows in" in text_of(app, "#runbar"))
+            await until(pilot, lambda: "1 row in" in text_of(app, "#runbar"))
 
             typed(editor, "SELECT count() FROM ")
             for key in "jo":  # typed faster than the edits land: both keys queue before their edits
