@@ -198,7 +198,8 @@ def _judge(tree: list[_Node], normalized: str, database: str) -> str:
         first = words[0].upper if words else root.kind
         raise QueryRefused(f"the archive is read-only here: {first} is not allowed "
                            "(only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and EXISTS run)")
-    explain_sets = _check_explain(tree, normalized) if kind == "EXPLAIN" else 0
+    kids = _children(tree)
+    explain_sets = _check_explain(tree, kids, normalized) if kind == "EXPLAIN" else 0
     _check_settings(tree, words, explain_sets)
     parents: list[int] = []  # indices of the node's ancestors, the root first
     for index, node in enumerate(tree):
@@ -206,11 +207,11 @@ def _judge(tree: list[_Node], normalized: str, database: str) -> str:
         if node.kind not in NODES:
             raise QueryRefused(_node_refusal(node))
         if node.kind == "SelectWithUnionQuery":
-            _check_union(tree, index, words)
+            _check_union(tree, kids[index], words)
         elif node.kind == "Function":
             _check_function(tree, index, parents)
         elif node.kind == "TableIdentifier" or (
-                node.kind == "Identifier" and parents and _is_in_table(tree, index, parents)):
+                node.kind == "Identifier" and parents and _is_in_table(tree, kids, index, parents)):
             _check_table(_name(node), database)
         parents.append(index)
     return kind
@@ -229,19 +230,21 @@ def _node_refusal(node: _Node) -> str:
     return f"the statement uses {node.kind}, which the guard does not allow"
 
 
-def _children(tree: list[_Node], index: int) -> list[int]:
-    depth, found = tree[index].depth, []
-    for k in range(index + 1, len(tree)):
-        if tree[k].depth <= depth:
-            break
-        if tree[k].depth == depth + 1:
-            found.append(k)
-    return found
+def _children(tree: list[_Node]) -> list[list[int]]:
+    """Each node's children, by index: one pass, so a deep tree costs no more than a flat one."""
+    kids: list[list[int]] = [[] for _ in tree]
+    stack: list[int] = []
+    for index, node in enumerate(tree):
+        del stack[node.depth:]
+        if stack:
+            kids[stack[-1]].append(index)
+        stack.append(index)
+    return kids
 
 
-def _check_union(tree: list[_Node], index: int, words: list[lexer.Token]) -> None:
+def _check_union(tree: list[_Node], children: list[int], words: list[lexer.Token]) -> None:
     """A SELECT's outer clauses: its selects and SETTINGS; INTO OUTFILE and FORMAT are refused."""
-    for child in _children(tree, index):
+    for child in children:
         if tree[child].kind not in ("ExpressionList", "Set"):
             if any(t.upper == "OUTFILE" for t in words):
                 raise QueryRefused("INTO OUTFILE writes a file and is not allowed: use --output FILE")
@@ -295,12 +298,12 @@ def _check_cold_hours(tree: list[_Node], index: int) -> None:
                            "them): query jobs with a time range instead")
 
 
-def _is_in_table(tree: list[_Node], index: int, parents: list[int]) -> bool:
+def _is_in_table(tree: list[_Node], kids: list[list[int]], index: int, parents: list[int]) -> bool:
     """``x IN t`` reads the table t: the second argument of an IN function when it is a name."""
     if len(parents) < 2 or tree[parents[-1]].kind != "ExpressionList" or tree[parents[-2]].kind != "Function" \
             or _name(tree[parents[-2]]) not in _IN:
         return False
-    siblings = _children(tree, parents[-1])
+    siblings = kids[parents[-1]]
     return len(siblings) == 2 and siblings[1] == index
 
 
@@ -354,13 +357,12 @@ def _assigned(words: list[lexer.Token], start: int) -> list[str]:
     return names
 
 
-def _check_explain(tree: list[_Node], normalized: str) -> int:
+def _check_explain(tree: list[_Node], kids: list[list[int]], normalized: str) -> int:
     """EXPLAIN of a SELECT, of a kind that runs nothing, with options by name; returns its Set count."""
     explained = tree[0].rest.removeprefix("EXPLAIN").strip() or "PLAN"
     if explained not in EXPLAIN_KINDS:
         raise QueryRefused(f"EXPLAIN {explained} is not allowed (allowed: {', '.join(sorted(EXPLAIN_KINDS))})")
-    children = _children(tree, 0)
-    kinds = [tree[c].kind for c in children]
+    kinds = [tree[c].kind for c in kids[0]]
     if kinds not in (["SelectWithUnionQuery"], ["Set", "SelectWithUnionQuery"]):
         raise QueryRefused("EXPLAIN explains a SELECT here, nothing else")
     if kinds[0] == "Set":
