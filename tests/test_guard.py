@@ -122,6 +122,10 @@ def attacks(port: int, marker: Path) -> list[str]:
         "SELECT 1 FROM jobs_archive WINDOW w AS (ORDER BY file('x'))",
         "SELECT " + "(" * 5000 + "1" + ")" * 5000, "SELECT '" + "x" * (1 << 20) + "'",
         "SELECT $a$" * 20000, "SELECT 'unterminated", "SELECT 1 /* never closed", "   ;  ",
+        # injected after the prefixes the owner wraps a statement in (unhex('...'), DESCRIBE (...), FROM (...))
+        "') AS q SETTINGS readonly = 0 --", "1')) AS q; SELECT * FROM file('/etc/hostname') --",
+        "SELECT 1) SETTINGS readonly = 0 --", "SELECT 1) UNION ALL SELECT * FROM file('/etc/hostname') -- ",
+        "SELECT 1 FROM jobs_archive) AS t, file('/etc/hostname') AS f --",
     ]
 
 
