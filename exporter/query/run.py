@@ -63,9 +63,10 @@ def first_page(rows: int, max_bytes: int = PAGE_BYTES) -> Consumer:
         kept: list[pa.RecordBatch] = []
         count = size = 0
         for batch in reader:
-            if count >= rows or size >= max_bytes:
-                return Taken(pa.Table.from_batches(kept, reader.schema), count, complete=False)
-            batch = batch.slice(0, rows - count)
+            if count >= rows or size >= max_bytes or batch.num_rows > rows - count:
+                kept.append(batch.slice(0, min(batch.num_rows, rows - count) if size < max_bytes else 0))
+                taken = pa.Table.from_batches(kept, reader.schema)
+                return Taken(taken, taken.num_rows, complete=False)
             kept.append(batch)
             count += batch.num_rows
             size += batch.nbytes
