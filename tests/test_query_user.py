@@ -35,9 +35,9 @@ def test_the_query_user_reads_but_cannot_write(reader_config):
 def test_the_cli_queries_as_the_reader_and_never_shows_its_password(reader_config, tmp_path, capsys):
     config_file = write_config(tmp_path / "archives.yaml", reader_config,
                                clickhouse={"query_user": "reader", "query_password": "reader-secret"})
-    who = "SELECT user AS who FROM system.processes WHERE query LIKE '%who-am-i%'"
-    assert main(["--config", str(config_file), "query", who, "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines()[1] == '"reader"'
+    # the reader's password decides (system.processes, which would name the user, is closed to queries)
+    assert main(["--config", str(config_file), "query", "SELECT 41 + 1 AS n", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "42"
     bad = write_config(tmp_path / "bad.yaml", reader_config,
                        clickhouse={"query_user": "reader", "query_password": "wrong-secret"})
     assert main(["--config", str(bad), "query", "SELECT 1"]) == 2
