@@ -86,8 +86,8 @@ def main() -> None:
     try:
         from exporter import runtime
         from exporter.config import load_config
-        from exporter.engine.forwarded import RemoteQueries
         from exporter.engine.wire import socket_path as query_socket
+        from exporter.query.remote import RemoteQueries
 
         config = load_config(str(config_file))
         print(f"seeding and exporting {args.events:,} events under {home} ...")

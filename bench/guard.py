@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from exporter.config import Config
-    from exporter.engine.forwarded import RemoteQueries
     from exporter.query.guard import check
     from exporter.query.layer import LocalQueries
     from exporter.query.lexer import lex
+    from exporter.query.remote import RemoteQueries
     from exporter.query.serve import QueryServer
     from exporter.runtime import open_warm
 

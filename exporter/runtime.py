@@ -21,12 +21,12 @@ import redis
 
 from exporter.config import Config
 from exporter.embedded import data_dir, ensure_redis, private_dir
-from exporter.engine.forwarded import RemoteQueries
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
 from exporter.engine.wire import socket_path
 from exporter.errors import ArchivesError, BackendUnavailable
 from exporter.query.layer import LocalQueries, QueryLayer, owner_limits
+from exporter.query.remote import RemoteQueries
 from exporter.query.serve import QueryServer
 from exporter.redact import describe, redact  # describe: runtime.describe for its callers
 from exporter.tiers import federation

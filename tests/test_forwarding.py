@@ -20,10 +20,10 @@ import pytest
 
 from exporter.engine import wire
 from exporter.engine.chdb import ChdbBackend
-from exporter.engine.forwarded import RemoteQueries
 from exporter.engine.interface import Limits, QueryStats
 from exporter.errors import ArchivesError, QueryError, QueryRefused
 from exporter.query.layer import LocalQueries
+from exporter.query.remote import RemoteQueries
 from exporter.query.run import Execution, QueryCancelled
 from exporter.query.serve import MAX_CONNECTIONS, QueryServer
 
