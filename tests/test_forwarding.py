@@ -22,7 +22,7 @@ from exporter.engine import wire
 from exporter.engine.chdb import ChdbBackend
 from exporter.engine.interface import Limits, QueryStats
 from exporter.errors import ArchivesError, QueryError, QueryRefused
-from exporter.query.layer import LocalQueries
+from exporter.query.layer import LocalQueries, at_most
 from exporter.query.remote import RemoteQueries
 from exporter.query.run import Execution, QueryCancelled
 from exporter.query.serve import MAX_CONNECTIONS, QueryServer
@@ -336,3 +336,13 @@ def test_status_reads_the_warm_tier_through_the_running_exporter(owner: Home):
     assert result.returncode == 0, result.stderr
     warm = json.loads(result.stdout)["warm"]
     assert warm["state"] == "up" and warm["records"] >= JOBS and warm["bytes"] > 0
+
+
+def test_a_console_cannot_raise_the_owners_limits():
+    owner = Limits(max_execution_time=300.0, max_rows_to_read=5_000_000)
+    asked = Limits(max_execution_time=10**9, max_rows_to_read=10**15, max_result_rows=7, block_rows=10**9)
+    bounded = at_most(owner, asked)
+    assert (bounded.max_execution_time, bounded.max_rows_to_read) == (300.0, 5_000_000)
+    assert bounded.max_result_rows == 7 and bounded.block_rows == 65536
+    assert at_most(owner, Limits(max_execution_time=5, block_rows=1000)).max_execution_time == 5
+    assert at_most(owner, None) == owner

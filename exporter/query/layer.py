@@ -71,7 +71,7 @@ def at_most(owner: Limits, asked: Limits | None) -> Limits:
     return replace(owner, max_execution_time=lower(owner.max_execution_time, asked.max_execution_time),
                    max_rows_to_read=lower(owner.max_rows_to_read, asked.max_rows_to_read), max_result_rows=rows,
                    cut_results=asked.cut_results if asked.max_result_rows is not None else owner.cut_results,
-                   block_rows=lower(owner.block_rows, asked.block_rows))
+                   block_rows=lower(owner.block_rows or BATCH_ROWS, asked.block_rows))  # never above the default
 
 
 def owner_limits(query) -> Limits:
