@@ -105,7 +105,8 @@ def owners_queries(config: Config) -> RemoteQueries | None:
 
 def local_queries(config: Config, backend: ClickHouseBackend) -> LocalQueries:
     """The query layer over a backend this process holds, with the config's limits."""
-    return LocalQueries(backend, owner_limits(config.query), config.query.max_statement_bytes)
+    return LocalQueries(backend, owner_limits(config.query), config.query.max_statement_bytes,
+                        getattr(backend, "database", "default"))  # a server's configured database
 
 
 @contextlib.contextmanager
