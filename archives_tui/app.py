@@ -10,8 +10,9 @@ every refresh; a query runs in an ``Execution`` (its own thread, cancellable) th
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,6 +43,16 @@ from exporter.redact import describe
 
 if TYPE_CHECKING:  # the exporter's modules load in the worker that opens the archive, after the first paint
     from archives_tui.background import Background, Snapshot
+
+def after_typing(action: Callable[[ArchivesApp], None]) -> Callable[[ArchivesApp], None]:
+    """The action reads the statement once the editor has taken every key queued before it: F5 is the
+    app's key and would otherwise run ahead of the keys just typed (a paste, a burst over SSH)."""
+    @functools.wraps(action)
+    def deferred(app: ArchivesApp) -> None:
+        app.query_one(SqlEditor).call_later(action, app)
+
+    return deferred
+
 
 def _label(exc: BaseException) -> str:
     """What the run bar says of an outcome whose sentence is shown below it."""
@@ -232,6 +243,7 @@ class ArchivesApp(App):
         self.query_one(SqlEditor).close_completions()
         return self.query_one(QueryPanel).statement()
 
+    @after_typing
     def action_run(self) -> None:
         if self.background is None:
             self.notify("the archive is still opening", severity="warning")
@@ -277,6 +289,7 @@ class ArchivesApp(App):
     def action_select_all(self) -> None:
         self.query_one("#editor", TextArea).select_all()
 
+    @after_typing
     def action_explain(self) -> None:
         sql = self._statement()
         if self.background is not None and sql:
@@ -290,6 +303,7 @@ class ArchivesApp(App):
         except Exception as exc:  # a refusal or an engine error: said in place
             self.call_from_thread(self.query_one(QueryPanel).failed, str(exc), _label(exc))
 
+    @after_typing
     def action_format(self) -> None:
         sql = self._statement()
         if self.background is not None and sql:
@@ -304,6 +318,7 @@ class ArchivesApp(App):
             return
         self.call_from_thread(self.query_one(QueryPanel).replace_statement, laid_out)
 
+    @after_typing
     def action_export(self) -> None:
         """Ctrl+E: the statement's whole result to a file, streamed (no row cap; time and rows-read
         limits hold), written whole or not at all, owner-only."""
@@ -346,6 +361,7 @@ class ArchivesApp(App):
         if why_not:
             self.notify(why_not, severity="warning")
 
+    @after_typing
     def action_favorite(self) -> None:
         """F7: keep the statement under the cursor as a favorite, under a name."""
         sql = self._statement()

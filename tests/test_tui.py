@@ -427,3 +427,28 @@ def test_keys_typed_right_after_a_switch_reach_the_panel_brought_forward(quick, 
             await quit_app(pilot, app)
 
     asyncio.run(scenario())
+
+
+def test_keys_typed_just_before_a_run_are_in_the_statement_it_runs(quick):
+    """A burst (a paste, or keys arriving together over SSH) ending in F5, F6 or F8: the statement read
+    holds every key typed before it, not the text as it stood when the app saw F5."""
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: app.background is not None)  # the archive is open
+            editor = app.query_one("#editor", TextArea)
+            app.action_show_panel("query")
+            for key in ("f5", "f8"):
+                editor.text = "SELECT 4"
+                editor.move_cursor((0, 8))
+                await pilot.pause()
+                for typed in ("2", " ", "A", "S", " ", "n", key):
+                    app.post_message(events.Key(typed, typed if len(typed) == 1 else None))
+                if key == "f5":
+                    await until(pilot, lambda: results(app).row_count == 1)
+                    assert results(app).get_row_at(0)[0] == 42 and "1 row in" in text_of(app, "#runbar")
+                else:
+                    await until(pilot, lambda: editor.text.startswith("SELECT 42 AS n"))
+            await quit_app(pilot, app)
+
+    asyncio.run(scenario())
