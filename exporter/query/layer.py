@@ -20,6 +20,7 @@ from exporter.engine.parser import MemoryEngine, parser_for
 from exporter.engine.sql import sql_string
 from exporter.errors import QueryError, QueryRefused
 from exporter.query.guard import MAX_STATEMENT_BYTES, Statement, check
+from exporter.query.plainly import plainly, plainly_read
 from exporter.query.routing import Route, route
 from exporter.values import readable_type
 
@@ -111,12 +112,12 @@ class LocalQueries:
         statement = self.judge(sql)
         planned = prepare(self.backend, statement)
         bounded = at_most(self.limits, limits)
-        if statement.kind != "SELECT":  # a few rows, and chdb streams SELECTs only
-            table = self.backend.query_arrow(planned.sql, limits=bounded, query_id=query_id, stats=stats)
-            return Opened(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()), (), planned.sql)
-        reader = self.backend.query_batches(planned.sql, limits=bounded, query_id=query_id, stats=stats,
-                                            batch_rows=batch_rows)
-        return Opened(reader, planned.tiers, planned.sql)
+        try:
+            reader = self.backend.query_batches(planned.sql, limits=bounded, query_id=query_id, stats=stats,
+                                                batch_rows=batch_rows)
+        except QueryError as exc:
+            raise plainly(exc, bounded) from None
+        return Opened(plainly_read(reader, bounded), planned.tiers, planned.sql)
 
     def cancel(self, query_id: str) -> bool:
         return self.backend.cancel(query_id)
