@@ -19,13 +19,19 @@ class Engine:
 
     def __init__(self, query) -> None:
         self._query = query
+        self._known: dict[str, str | ValueError] = {}  # a piece is often its whole text, or asked again
 
     def format(self, sql: str) -> str:
         """The engine's one-line text of ``sql``; a ValueError with the engine's message when it refuses."""
-        try:
-            return self._query(f"SELECT formatQuerySingleLine(unhex('{sql.encode().hex()}'))")
-        except RuntimeError as exc:
-            raise ValueError(str(exc).strip().splitlines()[0]) from None
+        if sql not in self._known:
+            try:
+                self._known[sql] = self._query(f"SELECT formatQuerySingleLine(unhex('{sql.encode().hex()}'))")
+            except RuntimeError as exc:
+                self._known[sql] = ValueError(str(exc).strip().splitlines()[0])
+        known = self._known[sql]
+        if isinstance(known, ValueError):
+            raise ValueError(str(known))
+        return known
 
 
 @pytest.fixture(scope="module")
