@@ -25,7 +25,8 @@ from exporter.redact import redact
 from exporter.units import parse_duration, parse_size
 
 
-def _int(minimum: int = 0) -> Callable[[Any], int]:
+def _int(minimum: int = 0, maximum: int = 2**63 - 1) -> Callable[[Any], int]:
+    """A whole number in range (the engine's settings are 64-bit: a larger one fails every query)."""
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"expected an integer, got {value!r}")
@@ -35,6 +36,8 @@ def _int(minimum: int = 0) -> Callable[[Any], int]:
             raise ValueError(f"expected an integer, got {value!r}") from None
         if number < minimum:
             raise ValueError(f"expected an integer >= {minimum}, got {number}")
+        if number > maximum:
+            raise ValueError(f"expected an integer <= {maximum:,}, got {number:,}")
         return number
 
     return parse
@@ -254,7 +257,12 @@ class TemplateSpec:
 def _user_templates(value: Any) -> tuple[TemplateSpec, ...]:
     """``name: {sql, title?, description?, defaults?}``; the SQL may use {where} and {min_jobs}."""
     if isinstance(value, str):  # from the environment: YAML text
-        value = yaml.safe_load(value)
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise ValueError(f"not YAML{at}: {getattr(exc, 'problem', None) or 'unreadable'}") from None
     if value is None:
         return ()
     if not isinstance(value, dict):
@@ -302,7 +310,7 @@ def _price(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"expected a price in dollars, got {value!r}") from None
-    if isinstance(value, bool) or number < 0:
+    if isinstance(value, bool) or not 0 <= number < float("inf"):  # nan and inf too
         raise ValueError(f"expected a price of 0 or more, got {value!r}")
     return number
 

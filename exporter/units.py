@@ -29,18 +29,26 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)\s*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$", re.IGNORECASE)
 
 
+MAX_DURATION = 1000 * 365 * 86400.0  # past any window a store keeps; inf and nan break arithmetic later
+
+
 def parse_duration(value: str | int | float) -> float:
-    """Return seconds for ``value``: a bare number is seconds, else ``<n><ms|s|m|h|d|w|y>``."""
+    """Return seconds for ``value``: a bare number is seconds, else ``<n><ms|s|m|h|d|w|y>``; finite and
+    at most 1000 years, so every later use (a TTL in days, a timedelta) holds it."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s or 7d, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value!r}")
-        return float(value)
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration like 500ms, 30s, 5m, 12h, 7d or 7y, got {value!r}")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        seconds = float(value)
+        if seconds != seconds or seconds < 0:  # nan, or negative
+            raise ValueError(f"a duration is a number of seconds from 0 up, got {value!r}")
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration like 500ms, 30s, 5m, 12h, 7d or 7y, got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration is at most 1000y, got {value!r}")
+    return seconds
 
 
 def parse_size(value: str | int) -> int:
@@ -48,13 +56,16 @@ def parse_size(value: str | int) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a size like 512KiB or 1MiB, got {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative, got {value!r}")
+        if not 0 <= value <= 2**63 - 1:
+            raise ValueError(f"a size is from 0 bytes to 8 EiB, got {value!r}")
         return value
     match = _SIZE_RE.match(str(value))
     if not match:
         raise ValueError(f"expected a size like 512KiB, 1MiB or 10MB, got {value!r}")
-    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
+    size = float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+    if size > 2**63 - 1:  # inf too: a 400-digit number
+        raise ValueError(f"a size is at most 8 EiB, got {value!r}")
+    return int(size)
 
 
 def format_duration(seconds: float) -> str:
