@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from exporter.errors import QueryError
-
 if TYPE_CHECKING:
     from exporter.engine.chdb import ChdbBackend
 
@@ -35,12 +33,10 @@ class MemoryEngine:
             self._conn.close()
 
     def query_arrow(self, sql: str, settings: dict[str, object] | None = None, **_: object) -> pa.Table:
-        with self._lock:
-            try:
-                data = self._conn.query(sql, "Arrow").bytes()
-            except RuntimeError as exc:  # chdb's errors
-                raise QueryError(str(exc).strip().splitlines()[0] if str(exc).strip() else "query failed") from None
-        return pa.ipc.open_file(pa.BufferReader(data)).read_all() if data else pa.table({})
+        from exporter.engine.chdb import ChdbBackend, _arrow
+
+        with self._lock:  # errors and results read as the embedded backend reads them
+            return _arrow(ChdbBackend._call(self._conn.query, sql, "Arrow"))
 
 
 def parser_for(backend: object) -> ChdbBackend | MemoryEngine:

@@ -161,8 +161,7 @@ def _normalized(sql: str, parser: Parser) -> str:
 
 
 def _engine_sentence(message: str) -> str:
-    """The engine's syntax error without the wrapper we sent it in."""
-    message = re.sub(r"^(Code: \d+\. )?(DB::\w*Exception: )?", "", message.strip())
+    """The engine's syntax error (its code already cut by the backend) without the wrapper we sent it in."""
     message = re.sub(r"\s*:?\s*In scope SELECT formatQuerySingleLine\(unhex\('[0-9a-f]*'\)\).*$", "", message)
     message = message.replace("Multi-statements are not allowed", "one statement per run")
     return re.sub(r"\s*\(\w+\)\s*$", "", message).rstrip(". ") or "the statement does not parse"

@@ -4,7 +4,7 @@ in one call, beside cancel, explain, format and the catalog.
 Every console reaches the archive through a ``QueryLayer``: the owner's own (``LocalQueries``, over
 its backend) or the owner's over its socket (``exporter.query.remote.RemoteQueries``). Only the
 owner judges, routes and sets limits: a console sends the user's text and may ask for less, never
-more. The SQL the layer generates itself (routing, DESCRIBE, the Enum and DateTime rewrite) is not
+more. The SQL the layer generates itself (routing, DESCRIBE, the casts to readable types) is not
 user input and is not judged.
 """
 
