@@ -106,16 +106,17 @@ def check(sql: str, parser: Parser, database: str = "default",
                            "(query.max_statement_bytes)")
     _check_text(sql, "statement")
     normalized = _normalized(sql, parser)
-    _check_text(normalized, "statement as the engine reads it")
+    words = _check_text(normalized, "statement as the engine reads it")
     tree = _tree(normalized, parser)
-    kind = _judge(tree, normalized, database)
+    kind = _judge(tree, normalized, words, database)
     return Statement(normalized, kind)
 
 
-def _check_text(sql: str, what: str) -> None:
+def _check_text(sql: str, what: str) -> list[lexer.Token]:
     """One statement, every token complete, nothing invisible or controlling outside string literals
-    (one pass of the lexer: its cost stays linear in the text's length)."""
+    (one pass of the lexer: its cost stays linear in the text's length); its significant tokens."""
     statements, pending = 0, False  # statements ended by ';', and whether one is being read
+    words: list[lexer.Token] = []
     for token in lexer.lex(sql):
         if token.kind == "op" and token.text == ";":
             statements, pending = statements + pending, False
@@ -124,6 +125,7 @@ def _check_text(sql: str, what: str) -> None:
             raise QueryRefused(f"the {what} has an unterminated {_OPENED.get(token.text[0], 'heredoc')}")
         if token.kind not in ("space", "comment"):
             pending = True
+            words.append(token)
         if token.kind in ("string", "comment"):
             continue
         name = token.kind == "quoted"  # a name or alias holds no line break: it would forge a line of the tree
@@ -138,6 +140,7 @@ def _check_text(sql: str, what: str) -> None:
         raise QueryRefused("the query is empty")
     if statements > 1:
         raise QueryRefused("one statement per run: remove the ';' between statements")
+    return words
 
 
 _OPENED = {"'": "string", '"': "quoted name", "`": "quoted name", "/": "/* comment"}
@@ -184,9 +187,8 @@ def _tree(normalized: str, parser: Parser) -> list[_Node]:
     return nodes
 
 
-def _judge(tree: list[_Node], normalized: str, database: str) -> str:
+def _judge(tree: list[_Node], normalized: str, words: list[lexer.Token], database: str) -> str:
     """The statement's kind, once every node passed; QueryRefused at the first that does not."""
-    words = lexer.tokens(normalized)
     root = tree[0]
     kind = ROOTS.get(root.kind)
     if (kind is None and words and words[0].upper == "SHOW") or (kind == "SHOW" and not any(
@@ -198,7 +200,7 @@ def _judge(tree: list[_Node], normalized: str, database: str) -> str:
         raise QueryRefused(f"the archive is read-only here: {first} is not allowed "
                            "(only SELECT, WITH, EXPLAIN, SHOW, DESCRIBE and EXISTS run)")
     kids = _children(tree)
-    explain_sets = _check_explain(tree, kids, normalized) if kind == "EXPLAIN" else 0
+    explain_sets = _check_explain(tree, kids, words) if kind == "EXPLAIN" else 0
     _check_settings(tree, words, explain_sets)
     parents: list[int] = []  # indices of the node's ancestors, the root first
     for index, node in enumerate(tree):
@@ -356,7 +358,7 @@ def _assigned(words: list[lexer.Token], start: int) -> list[str]:
     return names
 
 
-def _check_explain(tree: list[_Node], kids: list[list[int]], normalized: str) -> int:
+def _check_explain(tree: list[_Node], kids: list[list[int]], words: list[lexer.Token]) -> int:
     """EXPLAIN of a SELECT, of a kind that runs nothing, with options by name; returns its Set count."""
     explained = tree[0].rest.removeprefix("EXPLAIN").strip() or "PLAN"
     if explained not in EXPLAIN_KINDS:
@@ -365,7 +367,6 @@ def _check_explain(tree: list[_Node], kids: list[list[int]], normalized: str) ->
     if kinds not in (["SelectWithUnionQuery"], ["Set", "SelectWithUnionQuery"]):
         raise QueryRefused("EXPLAIN explains a SELECT here, nothing else")
     if kinds[0] == "Set":
-        words = lexer.tokens(normalized)
         start = 1 + len(explained.split()) if words[1].upper == explained.split()[0] else 1
         for name in _assigned(words, start):
             if name.lower() not in EXPLAIN_OPTIONS:
