@@ -257,7 +257,7 @@ class ArchivesApp(App):
             return
         panel.running(sql)
         page = self.config.ui.grid_rows  # the first page at once; Ctrl+E exports the whole result
-        self.execution = Execution(self.background.queries, sql, Limits(block_rows=min(page, 65536)), self.history,
+        self.execution = Execution(self.background.queries, sql, Limits(block_rows=page), self.history,
                                    consume=first_page(page))
         self.recalled = 0
         self.wait_for_query(self.execution)
