@@ -53,15 +53,20 @@ _FAST_PARSE = pajson.ParseOptions(
     unexpected_field_behavior="infer",
 )
 # One pass for all three keys: ``_time"`` can only be followed by ``:`` where it ends a key (a quote
-# inside a string is escaped), and quoting a number under some other ``*_time`` key changes nothing
-# that is kept (unknown keys are dropped, tag values become text either way).
-_NUMERIC_TIME = re.compile(rb'(_time"\s*:\s*)(-?\d+)')
+# inside a string is escaped). Every JSON number is quoted whole (``1.7328e12`` as JavaScript producers
+# may send it): quoting only its digits would leave invalid JSON. The per-record path quotes the same
+# way before parsing, so a number under any other ``*_time`` key (a tag, or a field kept as one) is
+# kept as written on both paths.
+_NUMERIC_TIME = re.compile(rb'(_time"\s*:\s*)(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)')
+_QUOTED = rb'\1"\2"'
 # JSON parsed per call: a batch is decoded in slices of this size, so the parser's working memory
 # (the joined buffer, its quoted copy and pyarrow's intermediate columns) stays small while the batch
 # handed to the sinks stays large.
 _PARSE_SLICE_BYTES = 4 * 1024 * 1024
 _RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
-_EPOCH_MS = r"^-?\d{1,15}$"
+_EPOCH_MS = r"^-?\d{1,15}$"  # read exactly, as integers
+_EPOCH_NUMBER = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"  # any JSON number; those not above are read as doubles
+_MAX_EPOCH_MS = 10**15  # about 31,700 years either side of 1970: past it, a number is not a time at all
 _INTEGER = r"^\s*-?\d+\s*$"
 _INT64_SAFE = r"^\s*-?\d{1,18}\s*$"  # digits an int64 always holds; more are out of every column's range
 _MIN_TIME = pa.scalar(-2208988800 * 1_000_000, TIMESTAMP)  # 1900-01-01, DateTime64's floor
@@ -141,7 +146,7 @@ def _slices(sizes: np.ndarray, limit: int) -> list[tuple[int, int]]:
 def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:
     buffer = b"\n".join(values)
     if buffer.count(b"\n") == len(values) - 1:
-        buffer = _NUMERIC_TIME.sub(rb'\1"\2"', buffer)
+        buffer = _NUMERIC_TIME.sub(_QUOTED, buffer)
         try:
             raw = pajson.read_json(io.BytesIO(buffer), parse_options=_FAST_PARSE)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -151,7 +156,7 @@ def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:
     records, rejects = [], []
     for pos, value in zip(positions.tolist(), values, strict=True):
         try:
-            obj = orjson.loads(value)
+            obj = orjson.loads(_NUMERIC_TIME.sub(_QUOTED, value))
         except orjson.JSONDecodeError as exc:
             rejects.append((pos, f"invalid JSON in data field: {exc}"))
             continue
@@ -394,8 +399,9 @@ def _integers(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
 
 def _times(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
     if pa.types.is_integer(col.type):
-        faults.add(pc.greater(pc.abs(col), 10**15), lambda r: f"field '{name}' epoch milliseconds out of range")
-        col = pc.if_else(pc.less_equal(pc.abs(col), 10**15), col, None)
+        faults.add(pc.greater(pc.abs(col), _MAX_EPOCH_MS),
+                   lambda r: f"field '{name}' epoch milliseconds out of range")
+        col = pc.if_else(pc.less_equal(pc.abs(col), _MAX_EPOCH_MS), col, None)
         values = pc.cast(pc.cast(col, pa.timestamp("ms", tz="UTC")), TIMESTAMP)
     elif pa.types.is_string(col.type):
         epoch = pc.match_substring_regex(col, _EPOCH_MS)
@@ -403,7 +409,11 @@ def _times(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
         millis = pc.cast(pc.cast(pc.if_else(epoch, col, None), pa.int64()), pa.timestamp("ms", tz="UTC"))
         parsed = _parse_rfc3339(pc.if_else(rfc, col, None))
         values = pc.coalesce(pc.cast(millis, TIMESTAMP), parsed)
-        faults.add(pc.and_(pc.is_valid(col), pc.is_null(values)),
+        unread = pc.and_(pc.is_valid(col), pc.is_null(values))
+        if pc.any(unread).as_py():  # not the common case: look for numbers written as doubles
+            values = pc.coalesce(values, _epoch_doubles(pc.if_else(unread, col, None), name, faults))
+            unread = pc.and_(pc.is_valid(col), pc.is_null(values))
+        faults.add(unread,
                    lambda r: f"field '{name}' is not an RFC 3339 time or epoch milliseconds: {col[r].as_py()!r}")
     elif pa.types.is_null(col.type):
         return pa.nulls(len(col), TIMESTAMP)
@@ -413,6 +423,21 @@ def _times(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
     out_of_range = pc.or_(pc.less(values, _MIN_TIME), pc.greater_equal(values, _MAX_TIME))
     faults.add(out_of_range, lambda r: f"field '{name}' outside 1900..2299: {values[r]}")
     return pc.if_else(out_of_range, pa.scalar(None, TIMESTAMP), values)
+
+
+def _epoch_doubles(col: pa.Array, name: str, faults: _Faults) -> pa.Array:
+    """Epoch milliseconds written as a fraction, an exponent or past 15 digits (``1.7328e12``,
+    ``1732800000123.5``), read as a double and rounded to the microsecond; null for any other text.
+
+    A double holds every microsecond up to 2^53 us (the year 2255) exactly, so a whole number of
+    milliseconds (``1732800000123.0``) reads as its integer would. Past ``_MAX_EPOCH_MS`` it is refused.
+    """
+    number = pc.match_substring_regex(col, _EPOCH_NUMBER)  # "NaN", "inf" and "Infinity" are not JSON numbers
+    millis = pc.cast(pc.if_else(number, col, None), pa.float64())  # "1e400" reads as inf: out of range below
+    fits = pc.less_equal(pc.abs(millis), float(_MAX_EPOCH_MS))
+    faults.add(pc.invert(fits), lambda r: f"field '{name}' epoch milliseconds out of range: {millis[r].as_py()!r}")
+    micros = pc.round(pc.multiply(pc.if_else(fits, millis, None), 1000.0))
+    return pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP)
 
 
 def _parse_rfc3339(text: pa.Array) -> pa.Array:
