@@ -80,7 +80,7 @@ class Batch:
     ranges: list[Range] | None = None
     ids: list[str] | None = None
     created: float = field(default_factory=time.time)
-    recovered: bool = False
+    recovered: bool = False  # read again (after a crash, or from a Redis that forgot): the archive may hold some
 
     @classmethod
     def of_entries(cls, entries: list[list], consumer: str, **manifest) -> Batch:
@@ -93,6 +93,12 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.entry_ids)
+
+    def without(self, held: set) -> Batch:
+        """The same batch (same identity, so its writes deduplicate alike) less the entries in ``held``."""
+        kept = [i for i, entry_id in enumerate(self.entry_ids) if entry_id not in held]
+        return Batch([self.entry_ids[i] for i in kept], [self.bodies[i] for i in kept], self.consumer,
+                     ranges=self.ranges, ids=self.ids, created=self.created, recovered=self.recovered)
 
     @cached_property
     def batch_id(self) -> str:

@@ -33,6 +33,9 @@ class ExportMetrics:
     claimed: int = 0
     groups_recreated: int = 0
     group_recreated_at: float | None = None
+    redis_rewinds: int = 0  # times Redis was found to have forgotten deliveries or acknowledgements
+    redis_rewound_at: float | None = None
+    delivered_again: int = 0  # entries delivered again that were stored or dead-lettered before: acknowledged only
     last_batch_at: float | None = None
     stopped_at: float | None = None
     batch_size_target: int = 0

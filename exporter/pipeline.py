@@ -7,6 +7,12 @@ fail the workers stop taking batches, the queue fills and reading pauses, so at 
 + 2 batches are in hand. A batch is acknowledged only after both sinks hold it. The pipeline changes no
 process-wide setting: a process that only exports runs it inside ``memory.tuned_for_export()``.
 
+Redis may forget: restarted from an older snapshot or failed over to a lagging replica, it delivers
+entries again that were archived and acknowledged. The archive keeps its own record of the entries it
+holds (``ArchiveLedger``), and every batch read again (recovered, or delivered at or below the highest
+entry archived or read) is checked against it, and its refusals against the dead-letter stream, before
+anything is written: such entries are acknowledged, not stored twice.
+
 Failures: a sink or Redis that fails is retried with backoff, forever when running as a service, and
 at most ``retry_attempts`` times in a row with ``once`` (then the export gives up, sets ``failure``
 and leaves what it holds pending). Once stopping, a failure ends the retries at once: the batches in
@@ -39,6 +45,7 @@ from exporter.resilience import CircuitBreaker, backoff_delay
 from exporter.schema_registry import SchemaRegistry
 from exporter.stream import StreamReader, is_lost_group
 from exporter.tiers.cold import ParquetStore
+from exporter.tiers.ledger import ArchiveLedger
 from exporter.tiers.warm import WarmStore
 from exporter.transforms import PayloadSampler, PIIRedactor
 
@@ -64,6 +71,7 @@ class ExportPipeline:
         self.consumer = consumer
         self.reader = StreamReader(client, p.stream_key, p.consumer_group, consumer)
         self.warm, self.cold = warm, cold
+        self.ledger = ArchiveLedger(warm.backend, p.stream_key, int(config.retention.redis_ttl // 86400) + 7)
         self.registry = registry or SchemaRegistry.default()
         self.sampler = PayloadSampler(config.retention.payload_sampling_rate, config.retention.payload_max_size)
         self.redactor = PIIRedactor() if config.retention.pii_redaction_enabled else None
@@ -82,7 +90,12 @@ class ExportPipeline:
         self.failure: str | None = None  # why ``once`` gave up
         self.left_pending = 0  # entries in hand when the pipeline stopped: replayed on the next start
         self._building = BatchBuilder(consumer)
-        self._last_read: tuple[int, int] = (0, 0)
+        # The highest entry id archived (by any exporter, when last asked) or read here: Redis delivers
+        # nothing at or below it unless it forgot deliveries.
+        self._high: tuple[int, int] = (0, 0)
+        self._delivering_again = False  # reading entries Redis delivers a second time
+        self._redis_run: str | None = None  # the Redis server's run id: another one may have forgotten
+        self._redis_doubt = threading.Event()  # a Redis call failed: check it is the same server before reading
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -97,9 +110,13 @@ class ExportPipeline:
         for worker in workers:
             worker.start()
         try:
+            self._retrying("clickhouse", self.ledger.ensure)
+            self._high = self._retrying("clickhouse", self.ledger.highest)
+            self._redis_run = self._retrying("redis", self.reader.server_run)
             recreated = self._retrying("redis", self.reader.ensure_group)
             if recreated:
                 self._lost_group(recreated)
+            self._retrying("redis", self._check_delivered)
             self._recover()
             self._read_loop(once)
         except Stopped:
@@ -212,15 +229,18 @@ class ExportPipeline:
             block = None if once else max(1, min(1000, int((deadline - time.monotonic()) * 1000) if pending else 1000))
             count = max(1, min(p.read_count, target - len(pending)))
             entries = self._retrying("redis", lambda c=count, b=block: self._read_new(c, b))
+            if entries is None:
+                self._resync()
+                continue
             if entries:
-                pending.add(entries)
-                self.metrics.add(read=len(entries))
+                self._add(entries)
             full = len(pending) >= target or pending.nbytes >= p.max_batch_bytes
             due = time.monotonic() >= pending.started + p.flush_interval
             if pending and (full or due or (once and not entries)):
                 self._dispatch(pending.take())
             if not once and time.monotonic() - last_claim >= min(p.claim_idle / 2, 10.0):
                 self._retrying("redis", self._claim_stale)
+                self._redis_doubt.set()  # a restart need not break a connection: ask now and then
                 last_claim = time.monotonic()
             if once and not entries and not pending:
                 self._queue.join()
@@ -230,19 +250,72 @@ class ExportPipeline:
         if pending and not self.aborting.is_set():
             self._dispatch(pending.take())
 
-    def _read_new(self, count: int, block: int | None) -> list:
-        """New entries for this consumer. Entries at or below what it already read mean another exporter
-        re-created a lost group lower than that: they are in hand here or archived, so they are
-        acknowledged again and skipped rather than archived twice."""
-        entries = self.reader.read_new(count, block)
-        if entries and id_order(entries[0][0]) <= self._last_read:
-            seen = [e[0] for e in entries if id_order(e[0]) <= self._last_read]
-            log.warning("skipping %d entries delivered again after the consumer group was re-created", len(seen))
-            self.reader.client.xack(self.reader.stream_key, self.reader.group, *seen)
-            entries = entries[len(seen):]
-        if entries:
-            self._last_read = id_order(entries[-1][0])
-        return entries
+    def _add(self, entries: list) -> None:
+        """Add what a read returned to the batch being built; entries Redis delivers again go their own way."""
+        again = _delivered_again(entries, self._high)
+        if again:
+            self._take_again(entries[:again])
+        fresh = entries[again:]
+        if fresh:
+            self._delivering_again = False
+            self._high = max(self._high, id_order(fresh[-1][0]))
+            self._building.add(fresh)
+            self.metrics.add(read=len(fresh))
+
+    def _read_new(self, count: int, block: int | None) -> list | None:
+        """New entries for this consumer; ``None`` when Redis is another server than before (restarted
+        or failed over), which may have forgotten what was acknowledged or delivered."""
+        if self._redis_doubt.is_set():
+            run = self.reader.server_run()
+            self._redis_doubt.clear()
+            if run != self._redis_run:
+                self._redis_run = run
+                return None
+        return self.reader.read_new(count, block)
+
+    def _resync(self) -> None:
+        """Redis restarted or another server took over: once what is in hand is stored, find what it
+        forgot (deliveries, acknowledgements: pending entries and manifests come back) and take it
+        again, checked against the archive."""
+        log.info("Redis restarted or failed over; checking what it may have forgotten")
+        self._drain()
+        self._high = max(self._high, self._retrying("clickhouse", self.ledger.highest))
+        self._retrying("redis", self._check_delivered)
+        self._recover()
+
+    def _take_again(self, entries: list) -> None:
+        """Entries Redis delivers a second time: stored or in hand before; checked once the batches in
+        hand are stored, so that the archive's record is complete for them."""
+        if not self._delivering_again:
+            self._delivering_again = True
+            self._went_back(f"Redis delivered entries again from {as_text(entries[0][0])} on, at or below the "
+                            f"highest entry archived or read ({_id_text(self._high)})")
+            self._drain()
+        self.metrics.add(read=len(entries))
+        self._dispatch(Batch.of_ids(entries, self.consumer), recovered=True)
+
+    def _drain(self) -> None:
+        """Wait until every batch read so far is stored (or left pending when stopping)."""
+        if self._building:
+            self._dispatch(self._building.take())
+        self._queue.join()
+
+    def _check_delivered(self) -> None:
+        """Say so when the group's last delivery lies below what the archive holds: Redis forgot."""
+        delivered = self.reader.last_delivered()
+        if delivered is not None and delivered < self._high:
+            self._delivering_again = True  # one report for what follows
+            self._went_back(f"consumer group {self.reader.group} was last delivered {_id_text(delivered)}, "
+                            f"below the highest entry archived or read ({_id_text(self._high)})")
+
+    def _went_back(self, what: str) -> None:
+        message = (f"Redis went back in time: {what} (a restart from an older snapshot, a failover to a lagging "
+                   "replica or a re-created group); entries it delivers again are checked against the archive, "
+                   "not stored twice")
+        log.warning(message)
+        self.metrics.add(redis_rewinds=1)
+        self.metrics.redis_rewound_at = time.time()
+        self.metrics.error("redis", message)
 
     def _regroup(self) -> None:
         """The consumer group is gone: re-create it after what is archived or in hand (reader thread only:
@@ -300,16 +373,26 @@ class ExportPipeline:
 
     def _process(self, batch: Batch) -> None:
         batch_id = batch.batch_id
+        handled = self._retrying("clickhouse", lambda: self.ledger.handled(batch.entry_ids)) if batch.recovered else {}
+        stored_before = {entry_id for entry_id, refused in handled.items() if not refused}
+        todo = batch.without(stored_before) if stored_before else batch
         try:
-            records, dead = self.prepare(batch)
+            records, dead = self.prepare(todo) if todo.entry_ids else (None, [])
         except Exception as exc:  # a bug must not wedge the stream: park the batch in the DLQ
             log.exception("cannot decode batch %s", batch_id)
             self.metrics.error("decode", exc)
             records = None
             reason = f"internal error while decoding: {type(exc).__name__}: {exc}"
             dead = [((entry_id, fields_of(body)), reason)
-                    for entry_id, body in zip(batch.entry_ids, batch.bodies, strict=True)]
-        batch.bodies = []  # decoded: only the ids are needed from here on
+                    for entry_id, body in zip(todo.entry_ids, todo.bodies, strict=True)]
+        batch.bodies = todo.bodies = []  # decoded: only the ids are needed from here on
+        refused = {entry_id for (entry_id, _), _ in dead}
+        skipped = len(stored_before)
+        refused_before = [entry_id for entry_id in refused if entry_id in handled]
+        if refused_before:  # its dead letter may have been forgotten with the acknowledgement
+            kept = self._retrying("redis", lambda: self.reader.dead_lettered(refused_before))
+            dead = [letter for letter in dead if letter[0][0] not in kept]
+            skipped += len(kept)
         started = time.monotonic()
         stored = records.num_rows if records is not None else 0
         in_warm = 0
@@ -321,11 +404,15 @@ class ExportPipeline:
                 in_warm = self._retrying("clickhouse", lambda: self.warm.insert(records, batch_id))
             finally:
                 cold.result()
+        stored_ids = [entry_id for entry_id in todo.entry_ids if entry_id not in refused]  # stored_before left out
+        refused_ids = [entry_id for entry_id in refused if entry_id not in handled]
+        self._retrying("clickhouse", lambda: self.ledger.record(stored_ids, refused_ids, batch_id))
         latency = time.monotonic() - started
         self._retrying("redis", lambda: self.reader.complete(batch, dead))
         target = self.optimizer.observe(latency) if stored else self.optimizer.size
         self.metrics.add(archived=stored, warm_archived=in_warm, warm_skipped=stored - in_warm,
-                         dead_lettered=len(dead), batches=1)
+                         dead_lettered=len(dead), batches=1,
+                         delivered_again=skipped)
         self.metrics.batch_size_target = target
         self.metrics.last_batch_records = len(batch)
         self.metrics.last_batch_seconds = round(latency, 4)
@@ -381,6 +468,8 @@ class ExportPipeline:
                         exc = failed
                 breaker.record_failure(exc)
                 self.metrics.error(sink, exc)
+                if sink == "redis":
+                    self._redis_doubt.set()
                 log.warning("%s failed (attempt %d): %s", sink, attempt + 1, redact(str(exc)))
                 attempt += 1
                 if self.once and attempt >= p.retry_attempts:
@@ -421,3 +510,15 @@ class ExportPipeline:
             publish(self.client, key, self.consumer, self.metrics)
         except redis.RedisError as exc:
             log.debug("cannot publish the exporter's counters: %s", exc)
+
+
+def _delivered_again(entries: list, high: tuple[int, int]) -> int:
+    """How many of the entries (in stream order) lie at or below ``high``: delivered a second time."""
+    count = 0
+    while count < len(entries) and id_order(entries[count][0]) <= high:
+        count += 1
+    return count
+
+
+def _id_text(order: tuple[int, int]) -> str:
+    return f"{order[0]}-{order[1]}"

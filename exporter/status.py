@@ -26,7 +26,8 @@ from exporter.stream import mark_key
 from exporter.tiers.warm import WarmStore
 
 EXPORTER_FIELDS = ("consumer", "alive", "archived", "warm_archived", "warm_skipped", "dead_lettered", "batches",
-                   "claimed", "groups_recreated", "group_recreated_at", "read", "updated_at", "last_batch_at",
+                   "claimed", "groups_recreated", "group_recreated_at", "redis_rewinds", "redis_rewound_at",
+                   "delivered_again", "read", "updated_at", "last_batch_at",
                    "last_error", "last_error_at", "batch_size_target", "stopped_at")
 
 

@@ -177,6 +177,39 @@ class StreamReader:
             pipe.eval(_RAISE_MARK, 1, self.mark_key, batch.last_id)
         pipe.execute()
 
+    def dead_lettered(self, entry_ids: list) -> set:
+        """Which of ``entry_ids`` the dead-letter stream holds. Only its tail is read: an entry is
+        dead-lettered after it was added, so its dead letter's id is not older than its own."""
+        wanted = set(entry_ids)
+        found: set = set()
+        start = f"{min(id_order(e) for e in entry_ids)[0]}-0" if entry_ids else None
+        while start is not None:
+            chunk = self.client.execute_command("XRANGE", self.dlq_key, start, "+", "COUNT", 1000) or []
+            for _, fields in chunk:
+                source = dict(zip(fields[::2], fields[1::2], strict=False)).get(b"_source_id")
+                if source in wanted:
+                    found.add(source)
+            start = "(" + as_text(chunk[-1][0]) if len(chunk) == 1000 else None
+        return found
+
+    def last_delivered(self) -> tuple[int, int] | None:
+        """The group's last delivered entry id (``None`` without the group): it only goes back when Redis
+        forgot deliveries (an older snapshot, a lagging replica) or the group was re-created lower."""
+        try:
+            groups = self.client.xinfo_groups(self.stream_key)
+        except redis.ResponseError as exc:
+            if "no such key" in str(exc):
+                return None  # the stream is gone too (a restart without persistence)
+            raise
+        for group in groups:
+            if as_text(group["name"]) == self.group:
+                return id_order(group["last-delivered-id"])
+        return None
+
+    def server_run(self) -> str:
+        """The Redis server's run id: a new one means it restarted or another server took over."""
+        return as_text(self.client.info("server")["run_id"])
+
     def has_own_pending(self) -> bool:
         """Whether entries delivered to this consumer still await acknowledgement."""
         return bool(self.client.xpending_range(self.stream_key, self.group, "-", "+", 1, consumername=self.consumer))

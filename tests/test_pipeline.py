@@ -192,6 +192,7 @@ class FlakyWarm:
 
     def __init__(self, store: WarmStore) -> None:
         self.store, self.down, self.failures = store, True, 0
+        self.backend = store.backend  # the archive's ledger lives beside the table
 
     def insert(self, records, batch_id) -> int:
         if self.down:
