@@ -4,7 +4,8 @@ The fast path hands the batch's ``data`` JSON values to ``pyarrow.json`` in one 
 columns with ``pyarrow.compute``. Batches the fast path cannot take (flat entries, the Go library's
 ``job_data`` entries, a field whose JSON type changes within the batch, bad JSON) go through a per-record
 path that yields the same table and names the fault of each bad entry. Either way the result is
-identical for the same entries.
+identical for the same entries. Nothing an entry holds is dropped: a field without a column becomes
+the tag ``extra.<name>`` (``go.<key>`` on the Go form), after the producer's own tags, which win.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ _EPOCH_NUMBER = r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$"  # any JSON number; those not 
 _MAX_EPOCH_MS = 10**15  # about 31,700 years either side of 1970: past it, a number is not a time at all
 _INTEGER = r"^\s*-?\d+\s*$"
 _INT64_SAFE = r"^\s*-?\d{1,18}\s*$"  # digits an int64 always holds; more are out of every column's range
+# Fields without a column are kept as the tag ``extra.<name>`` (the Go form's are ``go.<key>``). Of
+# the fast path's inferred types these read back as the text the per-record path gives; any other
+# (objects, arrays, naive times pyarrow infers as timestamps) sends the slice to the per-record path.
+EXTRA_TAG_PREFIX = "extra."
+_FIELD_SET = frozenset(FIELD_NAMES)
+_EXTRA_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_float64, pa.types.is_null)
 _MIN_TIME = pa.scalar(-2208988800 * 1_000_000, TIMESTAMP)  # 1900-01-01, DateTime64's floor
 _MAX_TIME = pa.scalar(10413792000 * 1_000_000, TIMESTAMP)  # 2300-01-01, DateTime64's ceiling
 
@@ -151,8 +158,8 @@ def _decode_json_values(values: list[bytes], positions: np.ndarray) -> Decoded:
             raw = pajson.read_json(io.BytesIO(buffer), parse_options=_FAST_PARSE)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raw = None
-        if raw is not None and raw.num_rows == len(values):
-            return _normalize(raw, positions)
+        if raw is not None and raw.num_rows == len(values) and _extras_readable(raw):
+            return _normalize(raw, positions, _extra_columns(raw))
     records, rejects = [], []
     for pos, value in zip(positions.tolist(), values, strict=True):
         try:
@@ -289,6 +296,7 @@ def _scalar_text(value) -> str | None:
 def _decode_records(records: list[tuple[int, dict]], rejects: list[tuple[int, str]]) -> Decoded:
     """Per-record path: coerce each object's fields to scalars the vectorized normalizer accepts."""
     columns: dict[str, list] = {name: [] for name in FIELD_NAMES}
+    extras: list[list[tuple[str, str]]] = []
     positions: list[int] = []
     for pos, obj in records:
         row: dict[str, object] = {}
@@ -307,10 +315,12 @@ def _decode_records(records: list[tuple[int, dict]], rejects: list[tuple[int, st
         positions.append(pos)
         for name in FIELD_NAMES:
             columns[name].append(row[name])
+        extras.append(_extra_items(obj))
     arrays = {
         name: pa.array(columns[name], type=TAGS if name == "tags" else pa.string()) for name in FIELD_NAMES
     }
-    decoded = _normalize(pa.table(arrays), np.asarray(positions, dtype=np.int64))
+    extra_tags = pa.array(extras, TAGS) if any(extras) else None
+    decoded = _normalize(pa.table(arrays), np.asarray(positions, dtype=np.int64), extra_tags)
     decoded.rejects.extend(rejects)
     return decoded
 
@@ -320,11 +330,32 @@ def _tags_items(value) -> list[tuple[str, str]] | None:
         return None
     if not isinstance(value, dict):
         raise TypeError
-    return [(str(k), _scalar_text(v) or "") for k, v in value.items()]
+    return [(str(k), "" if v is None else _tag_text(v)) for k, v in value.items()]
 
 
-def _normalize(raw: pa.Table, positions: np.ndarray) -> Decoded:
-    """Turn loosely typed raw columns into RECORD_SCHEMA, refusing rows whose values cannot fit."""
+def _extra_items(obj: dict) -> list[tuple[str, str]]:
+    """The object's keys without a column, as ``extra.<name>`` tags in name order; nulls are no value."""
+    return [(EXTRA_TAG_PREFIX + key, _tag_text(obj[key])) for key in sorted(obj.keys() - _FIELD_SET)
+            if obj[key] is not None]
+
+
+def _tag_text(value) -> str:
+    """A JSON value as tag text, the same on both paths: numbers as pyarrow writes its inferred int64 and
+    double columns (a double without a fraction has none: ``2.0`` is ``2``), objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return str(value)
+    if isinstance(value, int | float):  # an integer past int64 is read as a double by pyarrow.json too
+        return pc.cast(pa.scalar(float(value)), pa.string()).as_py()
+    return orjson.dumps(value).decode()
+
+
+def _normalize(raw: pa.Table, positions: np.ndarray, extras: pa.MapArray | None = None) -> Decoded:
+    """Turn loosely typed raw columns into RECORD_SCHEMA, refusing rows whose values cannot fit;
+    ``extras`` (the fields without a column, as tags) follow each row's own tags."""
     n = raw.num_rows
     faults = _Faults(n)
     out: dict[str, pa.Array] = {}
@@ -335,7 +366,7 @@ def _normalize(raw: pa.Table, positions: np.ndarray) -> Decoded:
         elif name in TIME_FIELDS:
             out[name] = _times(col, name, faults)
         elif name == "tags":
-            out[name] = _tags(col, faults)
+            out[name] = _tags(col, faults) if extras is None else _merge_tags(_tags(col, faults), extras)
         else:
             out[name] = _strings(col, name, faults)
 
@@ -479,8 +510,7 @@ def _struct_to_map(col: pa.StructArray, faults: _Faults) -> pa.Array:
     """pyarrow.json reads an object as a struct of every key seen; rebuild the per-row maps."""
     n = len(col)
     names, children = [], []
-    present = np.zeros((col.type.num_fields, n), dtype=bool)
-    row_valid = col.is_valid().to_numpy(zero_copy_only=False)
+    row_valid = col.is_valid()
     for i in range(col.type.num_fields):
         child = col.field(i)
         if pa.types.is_null(child.type):
@@ -492,11 +522,64 @@ def _struct_to_map(col: pa.StructArray, faults: _Faults) -> pa.Array:
             else:
                 child = pc.cast(child, pa.string())
         names.append(col.type.field(i).name)
-        children.append(child)
-        present[i] = child.is_valid().to_numpy(zero_copy_only=False) & row_valid
+        children.append(pc.if_else(row_valid, child, None) if col.null_count else child)
+    return _map_of(names, children, n)
+
+
+def _map_of(names: list[str], children: list[pa.Array], n: int) -> pa.MapArray:
+    """Per-row maps from one string column per key: each row holds, in ``names`` order, the keys whose
+    column has a value in that row."""
+    present = np.zeros((len(names), n), dtype=bool)
+    for i, child in enumerate(children):
+        present[i] = child.is_valid().to_numpy(zero_copy_only=False)
     rows, keys = np.nonzero(present.T)  # row-major: each row's keys in field order
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
     all_values = pa.concat_arrays(children) if children else pa.array([], pa.string())
     items = all_values.take(pa.array(keys * n + rows))
     return pa.MapArray.from_arrays(pa.array(offsets), pa.array(names, pa.string()).take(pa.array(keys)), items)
+
+
+def _extras_readable(raw: pa.Table) -> bool:
+    """Whether every column pyarrow.json inferred for a key without a column reads as the per-record
+    path would write it (``_tag_text``)."""
+    return all(any(is_type(raw.schema.field(name).type) for is_type in _EXTRA_TYPES)
+               for name in raw.column_names if name not in _FIELD_SET)
+
+
+def _extra_columns(raw: pa.Table) -> pa.MapArray | None:
+    """The raw table's columns without a record field, as per-row ``extra.<name>`` tags in name order."""
+    names = sorted(name for name in raw.column_names if name not in _FIELD_SET)
+    if not names:
+        return None
+    children = []
+    for name in names:
+        col = raw.column(name).combine_chunks()
+        children.append(pa.nulls(len(col), pa.string()) if pa.types.is_null(col.type) else pc.cast(col, pa.string()))
+    return _map_of([EXTRA_TAG_PREFIX + name for name in names], children, raw.num_rows)
+
+
+def _merge_tags(tags: pa.MapArray, extras: pa.MapArray) -> pa.MapArray:
+    """Each row's own tags, then its extras whose key those tags do not hold (the producer's tag wins)."""
+    own_keys, own_items, own_rows = _entries(tags)
+    extra_keys, extra_items, extra_rows = _entries(extras)
+    if not len(extra_rows):
+        return tags
+    n, own = len(tags), len(own_rows)
+    keys, items = pa.concat_arrays([own_keys, extra_keys]), pa.concat_arrays([own_items, extra_items])
+    codes = pc.dictionary_encode(keys).indices.to_numpy().astype(np.int64)
+    width = int(codes.max()) + 1  # (row, key) pairs as one integer each
+    kept = ~np.isin(extra_rows * width + codes[own:], own_rows * width + codes[:own])
+    rows = np.concatenate([own_rows, extra_rows[kept]])
+    take = pa.array(np.concatenate([np.arange(own), own + np.flatnonzero(kept)])[np.argsort(rows, kind="stable")])
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+    return pa.MapArray.from_arrays(pa.array(offsets), keys.take(take), items.take(take))
+
+
+def _entries(maps: pa.MapArray) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """A map column's keys and items, with the row each belongs to (the offsets index the whole children)."""
+    offsets = maps.offsets.to_numpy()
+    start, end = int(offsets[0]), int(offsets[-1])
+    rows = np.repeat(np.arange(len(maps)), np.diff(offsets))
+    return maps.keys.slice(start, end - start), maps.items.slice(start, end - start), rows
