@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from exporter import urls
 from exporter.errors import ConfigError
 from exporter.redact import redact
 from exporter.units import parse_duration, parse_size
@@ -122,6 +123,8 @@ def _choice(*options: str, fold: Callable[[str], str] = str.upper) -> Callable[[
 
 
 def _url(*schemes: str) -> Callable[[Any], str | None]:
+    """A URL with one of ``schemes``, checked as its clients will read it (``exporter.urls``): errors name
+    only its scheme, since any other part of it may be a password."""
     def parse(value: Any) -> str | None:
         if value is None or value == "":
             return None
@@ -129,13 +132,25 @@ def _url(*schemes: str) -> Callable[[Any], str | None]:
         scheme = text.split("://", 1)[0] if "://" in text else ""
         if scheme not in schemes:
             expected = " or ".join(s + "://" for s in schemes)
-            raise ValueError(f"expected a URL starting with {expected}, got {redact(text)!r}")
-        return local_url(text, scheme) if scheme in _LOCAL_SCHEMES else text
+            valid = re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*", scheme)
+            got = f"one starting with {scheme + '://'!r}" if valid else "no scheme"
+            raise ValueError(f"expected a URL starting with {expected}, got {got}")
+        if scheme in _LOCAL_SCHEMES:
+            return local_url(text, scheme)
+        if scheme in _KEYED_SCHEMES:
+            if urls.has_credentials(text):
+                raise ValueError(f"an {scheme}:// URL takes no user or password: the cold tier's keys are "
+                                 "cold.access_key_id and cold.secret_access_key (or their environment variables)")
+            urls.check_host(text)
+            return text
+        urls.credentials(text)
+        return text
 
     return parse
 
 
 _LOCAL_SCHEMES = {"chdb", "file"}
+_KEYED_SCHEMES = {"s3", "http", "https"}  # the cold tier's: its credentials are keys of their own
 
 
 def local_url(text: str, scheme: str) -> str:
@@ -143,15 +158,17 @@ def local_url(text: str, scheme: str) -> str:
 
     Without this, ``chdb://relhost/warm`` silently meant ``/warm`` and ``file://relhost/x`` meant
     ``./relhost/x``. ``file://localhost/x`` is the standard spelling of ``/x`` (RFC 8089), so it is
-    accepted and rewritten to ``file:///x``.
+    accepted and rewritten to ``file:///x``. A user, password or port is refused without echoing the URL.
     """
-    parts = urlsplit(text)
     form = f"{scheme}:///abs/dir"
-    if scheme == "file" and parts.netloc == "localhost":
+    netloc = urls.authority(text)[1]
+    if scheme == "file" and netloc == "localhost":
         return "file://" + text[len("file://localhost"):]
-    if parts.netloc:
-        host = repr(parts.hostname) if parts.hostname else "(user info)"
-        raise ValueError(f"{redact(text)!r} has a host part {host}; a local directory is written {form}")
+    if netloc and ("@" in text or not netloc.replace(".", "").replace("-", "").isalnum()):
+        raise ValueError(f"a local URL takes no host, user, password or port; a local directory is written {form}")
+    parts = urlsplit(text)
+    if netloc:
+        raise ValueError(f"{redact(text)!r} has a host part {parts.hostname!r}; a local directory is written {form}")
     if not parts.path.startswith("/"):
         raise ValueError(f"{redact(text)!r} needs an absolute directory, written {form}")
     return text

@@ -24,14 +24,15 @@ from exporter.embedded import data_dir, ensure_redis, private_dir
 from exporter.engine.interface import ClickHouseBackend
 from exporter.engine.registry import open_backend
 from exporter.engine.wire import socket_path
-from exporter.errors import ArchivesError, BackendUnavailable
+from exporter.errors import ArchivesError, BackendUnavailable, ConfigError
 from exporter.query.layer import LocalQueries, QueryLayer, owner_limits
 from exporter.query.remote import RemoteQueries
 from exporter.query.serve import QueryServer
-from exporter.redact import describe, redact  # describe: runtime.describe for its callers
+from exporter.redact import describe, redact, without  # describe: runtime.describe for its callers
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
+from exporter.urls import credentials
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,20 @@ def consumer_name(config: Config) -> str:
     return config.pipeline.consumer_name or socket.gethostname()
 
 
+def redis_client(url: str) -> redis.Redis:
+    """A client for ``url``, not yet connected. The user and password are decoded here (``exporter.urls``)
+    and handed over apart: redis-py never holds the URL's user info, so none of its messages can."""
+    try:
+        found = credentials(url)
+        return redis.Redis.from_url(found.address, username=found.user, password=found.password,
+                                    socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    except ValueError as exc:  # ours name no part of the URL; redis-py's name an option, never a value
+        raise ConfigError(f"redis.url: {exc}") from None
+
+
 def connect_redis(config: Config) -> redis.Redis:
     url = redis_url(config)
-    client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=30)
+    client = redis_client(url)
     try:
         client.ping()
     except (redis.RedisError, OSError) as exc:
@@ -172,9 +184,8 @@ def _reaching_the_server(config: Config) -> Iterator[ClickHouseBackend]:
             warm = federation.install_remote_warm(local, function, *reach)
             federation.install(local, federation.cold_source(config.cold, cold_url(config)), ttl_days(config), warm)
         except ArchivesError as exc:
-            reason = str(exc).replace(reach[-1], "***") if reach[-1] else str(exc)
             raise ArchivesError(f"cannot reach the warm tier (ClickHouse server {reach[0]}) from the local engine: "
-                                f"{redact(reason)}") from None
+                                f"{redact(without(str(exc), reach[-1]))}") from None
         yield local
     finally:
         local.close()

@@ -10,7 +10,6 @@ from urllib.parse import unquote, urlparse
 from exporter.config import local_url
 from exporter.engine.interface import ClickHouseBackend
 from exporter.errors import ConfigError
-from exporter.redact import redact
 
 
 def open_backend(url: str, password: str | None = None, user: str | None = None) -> ClickHouseBackend:
@@ -19,18 +18,18 @@ def open_backend(url: str, password: str | None = None, user: str | None = None)
 
     Every error names the URL without its password (the URL may carry one).
     """
-    parsed = urlparse(url)
-    shown = redact(url)
-    if parsed.scheme == "chdb":
+    scheme = url.partition("://")[0]
+    if scheme == "chdb":
         from exporter.engine.chdb import ChdbBackend
 
         try:  # checked when the config is read; again here for stores opened from code
             path = unquote(urlparse(local_url(url, "chdb")).path)
         except ValueError as exc:
-            raise ConfigError(f"clickhouse.url {exc}") from None
+            raise ConfigError(f"clickhouse.url: {exc}") from None
         return ChdbBackend(path)
-    if parsed.scheme in {"clickhouse", "clickhouses"}:
+    if scheme in {"clickhouse", "clickhouses"}:
         from exporter.engine.server import NativeBackend
 
         return NativeBackend.from_url(url, password=password, user=user)  # its errors name the URL, no password
-    raise ConfigError(f"clickhouse.url {shown!r}: expected chdb:///dir or clickhouse://user@host:9000/db")
+    raise ConfigError(f"clickhouse.url: expected chdb:///dir or clickhouse://user@host:9000/db, got "
+                      f"{scheme + '://' if scheme.isalpha() else 'no scheme'}")

@@ -25,6 +25,7 @@ from exporter.engine.pool import Held, Pool
 from exporter.engine.sql import sql_string
 from exporter.errors import BackendUnavailable, ConfigError, QueryError
 from exporter.redact import redact
+from exporter.urls import credentials
 from exporter.values import Converter, apply, python_values
 
 # The driver logs each failed connect with a traceback; without this an unconfigured app prints it.
@@ -75,7 +76,11 @@ class NativeBackend:
         A password in the URL wins over ``password`` (which usually comes from the environment); a
         ``user`` given apart replaces the URL's user and its password (the query console's read-only user).
         """
-        parsed = urlparse(url)
+        try:  # a config's URL was checked as it was read; one from code is checked here, just as strictly
+            found = credentials(url)
+        except ValueError as exc:
+            raise ConfigError(f"clickhouse.url: {exc}") from None
+        parsed = urlparse(found.address)  # the client never holds the URL's user info
         shown = redact(url)
         if parsed.scheme not in {"clickhouse", "clickhouses"} or not parsed.hostname:
             raise ConfigError(f"clickhouse.url {shown!r}: expected clickhouse://user@host:9000/db")
@@ -100,8 +105,8 @@ class NativeBackend:
             host=parsed.hostname,
             port=port,
             database=unquote(parsed.path.strip("/")) or "default",
-            user=user or unquote(parsed.username or "") or "default",
-            password=(password or "") if user or parsed.password is None else unquote(parsed.password),
+            user=user or found.user or "default",
+            password=(password or "") if user or found.password is None else found.password,
             secure=secure,
             **options,
         )
