@@ -27,6 +27,7 @@ from archives_tui.config_panel import ConfigPanel
 from archives_tui.editor import SqlEditor
 from archives_tui.figures import FIGURES
 from archives_tui.panels import QueryPanel, ResultGrid
+from archives_tui.render import visible_line
 from archives_tui.retention_panel import RetentionPanel
 from archives_tui.schema_panel import SchemaPanel
 from archives_tui.screens import CellScreen, DeadLettersScreen, ExportScreen, HistoryScreen, NameScreen
@@ -144,8 +145,8 @@ class ArchivesApp(App):
             try:
                 self.background = Background(self.config, self.demo)
             except Exception as exc:  # a part down: the panel says which, the app stays up
-                self.call_from_thread(self.notify, describe(exc), title="cannot start", severity="error",
-                                      timeout=30)
+                self.call_from_thread(self.notify, visible_line(describe(exc)), title="cannot start",
+                                      severity="error", timeout=30, markup=False)  # an error may quote data
                 return
         self.background.start()
         self.call_from_thread(self.action_refresh_status)
@@ -371,7 +372,7 @@ class ArchivesApp(App):
         def save(name: str | None) -> None:
             if name:
                 self.history.save_favorite(name, sql)
-                self.notify(f"saved as favorite {name!r}")
+                self.notify(f"saved as favorite '{visible_line(name)}'", markup=False)  # the name is typed text
 
         self.push_screen(NameScreen("Save the statement as a favorite named:"), save)
 

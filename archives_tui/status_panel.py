@@ -4,6 +4,8 @@ exporter's recent events. Three panels show the cards stacked, the medium layout
 one stacked full width.
 
 It only draws the ``Snapshot`` the app hands it; every Redis, ClickHouse or S3 read happened in a worker.
+Event lines and errors quote the data (a reason, a key, an engine's message): they are appended to
+``Text`` (never read as markup) through ``visible_line``, so no escape sequence reaches the terminal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from textual.widgets import OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
 from archives_tui.figures import FIGURES
-from archives_tui.render import human_size
+from archives_tui.render import human_size, visible_line
 from archives_tui.status_view import elapsed
 from exporter.config import RetentionConfig
 from exporter.units import format_duration
@@ -69,7 +71,8 @@ class StatusPanel(VerticalScroll):
             self.query_one("#status-rate", Sparkline).data = rates
         events = Text("Events\n", "bold")
         for line in shot.events[-12:]:
-            events.append(line + "\n", "red" if " ERROR " in line else "yellow" if " WARNING " in line else "dim")
+            events.append(visible_line(line) + "\n",
+                          "red" if " ERROR " in line else "yellow" if " WARNING " in line else "dim")
         for card, text in (("export", export_text(shot)), ("destinations", destinations_text(shot)),
                            ("storage", storage_text(shot, policy)), ("retention", retention_text(shot, policy)),
                            ("events", events)):
@@ -84,7 +87,7 @@ class StatusPanel(VerticalScroll):
             value = shot.figures.get(figure.name)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            shown = (Text(value, "red") if isinstance(value, str) else
+            shown = (Text(visible_line(value), "red") if isinstance(value, str) else
                      Text("-", "dim") if value is None else
                      Text(count(value) if isinstance(value, int) and value >= 1_000_000 else f"{value:,}{figure.unit}",
                           "bold"))
@@ -105,7 +108,7 @@ def export_text(shot: Snapshot) -> Text:
     if m["running"]:
         text.append("● exporter running\n", "green")
     else:
-        text.append(f"✖ exporter stopped{': ' + m['stopped_by'] if m['stopped_by'] else ''}\n", "red")
+        text.append(f"✖ exporter stopped{': ' + visible_line(m['stopped_by']) if m['stopped_by'] else ''}\n", "red")
     recent = shot.rates[-5:]  # batches land every few seconds: the last 10 s say more than the last 2
     rate = sum(recent) / len(recent) if recent else 0.0
     text.append(f"this run: {count(m['archived'])} archived · {rate:,.0f}/s\n")
@@ -126,7 +129,7 @@ def destinations_text(shot: Snapshot) -> Text:
         at, error = errors.get(sink, (None, None))
         recent = at is not None and now - at < RECENT_ERROR
         if sink == "redis" and shot.stream_down:
-            text.append(*DOWN).append(f"{name:<11}down: {shot.stream_down}\n")
+            text.append(*DOWN).append(f"{name:<11}down: {visible_line(shot.stream_down)}\n")
             continue
         open_breaker = shot.breakers.get(sink) == "open"
         text.append(*(DOWN if open_breaker else WARN if recent else OK))
@@ -138,7 +141,7 @@ def destinations_text(shot: Snapshot) -> Text:
             wrote = f"wrote {elapsed(now - m['last_batch_at'])} ago" if m["last_batch_at"] else "nothing written yet"
             text.append(f"{name:<11}{'retrying · ' if open_breaker else ''}{wrote}\n")
         if recent:
-            text.append(f"  {elapsed(now - at)} ago: {error[:120]}\n", "yellow")
+            text.append(f"  {elapsed(now - at)} ago: {visible_line(error[:120])}\n", "yellow")
     return text
 
 
@@ -149,7 +152,7 @@ def storage_text(shot: Snapshot, policy: RetentionConfig) -> Text:
     if s is not None:
         text.append(f"hot   {count(s['length'])} entries · {human_size(s.get('stream_bytes') or 0)}\n")
     if "down" in warm:
-        text.append(f"warm  down: {warm['down']}\n", "red")
+        text.append(f"warm  down: {visible_line(warm['down'])}\n", "red")
     elif warm:
         text.append(f"warm  {count(warm['records'])} rows · {human_size(warm['bytes'])}\n")
         if warm["oldest"]:
@@ -157,7 +160,7 @@ def storage_text(shot: Snapshot, policy: RetentionConfig) -> Text:
             window = max(1, round(policy.clickhouse_ttl / 86400))
             text.append(f"      {bar(held / window, 8)} {held:,}/{window:,} days\n", "dim")
     if "down" in cold:
-        text.append(f"cold  down: {cold['down']}\n", "red")
+        text.append(f"cold  down: {visible_line(cold['down'])}\n", "red")
     elif cold:
         text.append(f"cold  {count(cold['files'])} files · {human_size(cold['bytes'])}\n")
         if cold.get("oldest"):

@@ -1,12 +1,16 @@
 """`archives status` as text: one line per part, DOWN or BUSY with the reason, exporters with their
-counters, and the last error with when it happened."""
+counters, and the last error with when it happened.
+
+Names, reasons and errors come from Redis (an exporter's heartbeat, a part's error quoting the data):
+each passes ``visible_line``, so an escape sequence in a consumer name or an error shows as text and a
+newline in one cannot start a line of its own."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
-from archives_tui.render import human_size
+from archives_tui.render import human_size, visible_line
 
 
 def _when(timestamp: float | None, now: float | None = None) -> str:
@@ -27,18 +31,23 @@ def elapsed(seconds: float | None) -> str:
         else f"{seconds / 3600:.1f}h"
 
 
+def _shown(value) -> str:
+    """A value from Redis or a part's error, as one line of text."""
+    return visible_line(str(value))
+
+
 def _tier_line(name: str, tier: dict) -> str:
-    where = tier.get("where") or ""
+    where = visible_line(str(tier.get("where") or ""))
     if tier["state"] != "up":
-        return f"{name:<6} {where}\n       {tier['state'].upper()}: {tier.get('reason')}"
-    span = f"{tier['oldest']} .. {tier['newest']}" if tier.get("oldest") else "empty"
-    extra = f", {tier['detail']}" if tier.get("detail") else ""
+        return f"{name:<6} {where}\n       {tier['state'].upper()}: {_shown(tier.get('reason'))}"
+    span = f"{_shown(tier['oldest'])} .. {_shown(tier['newest'])}" if tier.get("oldest") else "empty"
+    extra = f", {_shown(tier['detail'])}" if tier.get("detail") else ""
     return f"{name:<6} {where}\n       {tier['records']:,} records, {human_size(tier['bytes'])}{extra}; {span}"
 
 
 def _stream_line(s: dict) -> str:
     if s["state"] != "up":
-        return f"stream {s['stream_key']}\n       DOWN: {s.get('reason')}"
+        return f"stream {_shown(s['stream_key'])}\n       DOWN: {_shown(s.get('reason'))}"
     if s.get("consumer_group") is None:
         backlog = f"no consumer group yet, {s['unarchived']:,} entries not archived"
     else:
@@ -46,7 +55,7 @@ def _stream_line(s: dict) -> str:
         oldest = "" if s.get("oldest_pending_seconds") is None else \
             f" (oldest {elapsed(s['oldest_pending_seconds'])})"
         backlog = f"{s['pending']:,} pending{oldest}, {undelivered} undelivered"
-    line = (f"stream {s['stream_key']}: {s['length']:,} entries; {backlog}; "
+    line = (f"stream {_shown(s['stream_key'])}: {s['length']:,} entries; {backlog}; "
             f"lag {elapsed(s.get('lag_seconds'))}; DLQ {s['dlq_length']:,}")
     memory = s.get("memory")
     if memory:
@@ -61,14 +70,14 @@ def _retention_line(retention: dict | None) -> str:
     last = (retention or {}).get("last_run")
     if not last:
         return "retention: not applied yet (a running exporter applies it every retention.interval)"
-    parts = [f"{t['tier']} removed {t['removed']:,}" + "".join(f" (refused: {r})" for r in t["refused"])
+    parts = [f"{t['tier']} removed {t['removed']:,}" + "".join(f" (refused: {_shown(r)})" for r in t["refused"])
              for t in last["tiers"]]
     return f"retention: last run {_when(last['started_at'])}: {'; '.join(parts)}"
 
 
 def _exporter_line(e: dict) -> str:
     state = "running" if e.get("alive") else "stopped" if e.get("stopped_at") else "silent"
-    line = (f"exporter {e['consumer']} ({state}, last seen {_when(e.get('updated_at'))}): archived "
+    line = (f"exporter {_shown(e['consumer'])} ({state}, last seen {_when(e.get('updated_at'))}): archived "
             f"{e.get('archived') or 0:,} (warm {e.get('warm_archived') or 0:,}")
     if e.get("warm_skipped"):
         line += f"; {e['warm_skipped']:,} older than the warm window, cold only"
@@ -87,7 +96,7 @@ def status_text(info: dict) -> str:
         lines.append(_retention_line(info.get("retention")))
     lines += [_exporter_line(e) for e in info["exporters"]]
     if info["last_error"]:
-        lines.append(f"last error {_when(info.get('last_error_at'))}: {info['last_error']}")
+        lines.append(f"last error {_when(info.get('last_error_at'))}: {_shown(info['last_error'])}")
     else:
         lines.append("last error: none")
     if info["down"]:
