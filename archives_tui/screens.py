@@ -3,6 +3,9 @@ inspection of one result cell, the dead letters, and the export of a result."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -13,10 +16,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, OptionList, Select, Static
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
 from archives_tui.editor import sql_syntax
-from archives_tui.render import visible
-from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay
+from archives_tui.render import visible, visible_line
+from exporter.dead_letters import DeadLetter, dead_letters, dlq_key, replay, text
 from exporter.query.history import QueryHistory
 from exporter.query.writers import FORMATS
 from exporter.redact import describe
@@ -68,7 +72,8 @@ class HistoryScreen(ModalScreen[str | None]):
         self.sqls: list[str] = []  # each option's SQL, by position
         term = search or None
         for name, sql in self.history.favorites(term).items():
-            found.add_option(Option(Text.assemble(("★ ", "yellow"), (name, "bold"), "  ", _first_line(sql))))
+            found.add_option(Option(Text.assemble(("★ ", "yellow"), (visible_line(name), "bold"), "  ",
+                                                  _first_line(sql))))
             self.sqls.append(sql)
         seen = set()
         for entry in self.history.entries(term, limit=200):
@@ -76,7 +81,7 @@ class HistoryScreen(ModalScreen[str | None]):
                 continue
             seen.add(entry.sql)
             when = datetime.fromtimestamp(entry.started_at, UTC).strftime("%m-%d %H:%M")
-            outcome = (Text(f"error: {entry.error[:40]}", "red") if entry.error
+            outcome = (Text(f"error: {visible_line(entry.error)[:40]}", "red") if entry.error
                        else Text(f"{entry.rows:,} rows" if entry.rows is not None else "", "dim"))
             found.add_option(Option(Text.assemble((when, "dim"), "  ", _first_line(entry.sql), "  ", outcome)))
             self.sqls.append(entry.sql)
@@ -112,17 +117,53 @@ class CellScreen(ModalScreen[None]):
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.value)
-        self.notify(f"copied {self.column}")
+        self.notify(f"copied {visible_line(self.column)}", markup=False)  # a column's name is data too
 
 
 def _first_line(sql: str) -> str:
-    line = " ".join(sql.split())
+    line = visible_line(sql)
     return line if len(line) <= 70 else line[:69] + "…"
+
+
+def said_in_place(handler: Callable[..., None]) -> Callable[..., None]:
+    """A fault in one of the dead-letter screen's handlers becomes a sentence in the screen: raised, it
+    would end the app, and the exporter running inside it with it."""
+    @functools.wraps(handler)
+    def guarded(screen: DeadLettersScreen, *args, **kwargs) -> None:
+        try:
+            handler(screen, *args, **kwargs)
+        except Exception as exc:
+            screen.say_fault(exc)
+
+    return guarded
+
+
+DETAIL_FIELDS = 12  # fields the detail pane lists, each cut at DETAIL_WIDTH: a letter may hold thousands
+DETAIL_WIDTH = 300
+
+
+def letter_detail(letter: DeadLetter) -> Text:
+    """One dead letter for the detail pane: why, where from, and its fields one a line, as text (any byte:
+    ``visible``), never markup."""
+    lines = [visible_line(letter.reason),
+             f"entry {visible_line(letter.source_id)} · batch {visible_line(letter.batch_id)}"]
+    for name, value in itertools.islice(letter.fields.items(), DETAIL_FIELDS):
+        shown = visible_line(text(value[:4 * DETAIL_WIDTH]))
+        cut = len(shown) > DETAIL_WIDTH or len(value) > 4 * DETAIL_WIDTH
+        lines.append(f"{visible_line(text(name))} = {shown[:DETAIL_WIDTH]}{'…' if cut else ''}")
+    if len(letter.fields) > DETAIL_FIELDS:
+        lines.append(f"… {len(letter.fields) - DETAIL_FIELDS:,} more fields (`archives dlq list --format json` "
+                     "shows them all)")
+    return Text("\n".join(lines))
 
 
 class DeadLettersScreen(ModalScreen[None]):
     """The dead letters, newest first: space marks one, r replays the marked ones (or the one under the
-    cursor) to the stream after a y; the reads and the replay run in workers."""
+    cursor) to the stream after a y; the reads and the replay run in workers.
+
+    A letter holds whatever the producer wrote: every cell is ``Text`` through ``visible`` (no markup read,
+    no escape sequence sent), and a fault in a worker or a handler is said in the screen's outcome line;
+    the app, and the exporter in it, stay up."""
 
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Close"),
                                          Binding("space", "mark", "Mark"),
@@ -135,6 +176,7 @@ class DeadLettersScreen(ModalScreen[None]):
         self.client, self.stream_key, self.limit = client, stream_key, limit
         self.marked: set[str] = set()
         self.asked: list[str] = []
+        self.letters: dict[str, DeadLetter] = {}
 
     def compose(self):
         with Vertical(classes="dialog wide"):
@@ -152,7 +194,7 @@ class DeadLettersScreen(ModalScreen[None]):
     def action_load(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="dlq")
+    @work(thread=True, exclusive=True, group="dlq", exit_on_error=False)
     def load(self, notice: Text | None = None) -> None:
         try:
             letters = list(dead_letters(self.client, self.stream_key, self.limit))
@@ -167,21 +209,31 @@ class DeadLettersScreen(ModalScreen[None]):
         grid = self.query_one("#dlq", DataTable)
         grid.clear()
         for letter in letters:
-            when = (datetime.fromtimestamp(letter.failed_at_ms / 1000, UTC).strftime("%m-%d %H:%M:%S")
-                    if letter.failed_at_ms else "-")
-            grid.add_row("●" if letter.id in self.marked else " ", letter.id, when, letter.reason[:60],
-                         letter.preview(60), key=letter.id)
+            when = letter.failed_at()
+            grid.add_row("●" if letter.id in self.marked else " ", Text(letter.id),
+                         Text(f"{when:%m-%d %H:%M:%S}" if when else "-"), Text(visible_line(letter.reason)[:60]),
+                         Text(visible_line(letter.preview(60))), key=letter.id)
         shown = f"{len(letters):,} of {total:,}" if total > len(letters) else f"{total:,}"
         self._say(notice or Text(f"{shown} dead letters · space marks · r replays · Esc closes", "dim"))
 
     def _say(self, text: Text) -> None:
         self.query_one("#dlq-outcome", Static).update(text)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        letter = getattr(self, "letters", {}).get(event.row_key.value)
-        if letter is not None:
-            self.query_one("#dlq-entry", Static).update(Text(f"{letter.reason}\n{letter.preview(2000)}"))
+    def say_fault(self, exc: BaseException) -> None:
+        """A fault, as one sentence in the outcome line."""
+        self._say(Text(f"the dead letters could not be shown: {visible_line(describe(exc))}", "red"))
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.node is self:
+            self.say_fault(event.worker.error)
+
+    @said_in_place
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        letter = self.letters.get(event.row_key.value)
+        if letter is not None:
+            self.query_one("#dlq-entry", Static).update(letter_detail(letter))
+
+    @said_in_place
     def action_mark(self) -> None:
         grid = self.query_one("#dlq", DataTable)
         if not grid.row_count:
@@ -190,12 +242,13 @@ class DeadLettersScreen(ModalScreen[None]):
         self.marked ^= {key.value}
         grid.update_cell(key, "mark", "●" if key.value in self.marked else " ")
 
+    @said_in_place
     def action_ask(self) -> None:
         grid = self.query_one("#dlq", DataTable)
         if not grid.row_count:
             return
         self.asked = sorted(self.marked) or [grid.coordinate_to_cell_key(grid.cursor_coordinate).row_key.value]
-        self._say(Text(f"replay {len(self.asked):,} dead letters to {self.stream_key}? y replays, "
+        self._say(Text(f"replay {len(self.asked):,} dead letters to {visible_line(self.stream_key)}? y replays, "
                        "any other key does not", "yellow"))
 
     def on_key(self, event) -> None:
@@ -208,14 +261,16 @@ class DeadLettersScreen(ModalScreen[None]):
             self.run_replay(self.asked)
             self.asked = []
 
-    @work(thread=True, exclusive=True, group="dlq-replay")
+    @work(thread=True, exclusive=True, group="dlq-replay", exit_on_error=False)
     def run_replay(self, ids: list[str]) -> None:
         try:
             done = replay(self.client, self.stream_key, ids)
-            text = Text(f"replayed {len(done.replayed):,} to {self.stream_key}"
-                        + (f"; {len(done.missing):,} were gone already" if done.missing else ""), "green")
+            left = [f"{len(done.missing):,} were gone already"] if done.missing else []
+            left += [f"{len(done.empty):,} hold no original field and stay"] if done.empty else []
+            text = Text(f"replayed {len(done.replayed):,} to {visible_line(self.stream_key)}"
+                        + "".join(f"; {part}" for part in left), "green")
         except Exception as exc:
-            text = Text(describe(exc), "red")
+            text = Text(visible_line(describe(exc)), "red")
         self.marked.clear()
         self.app.call_from_thread(self.load, text)
 

@@ -14,7 +14,8 @@ import orjson
 import pyarrow as pa
 import redis
 
-from exporter.batch import bodies_of, fields_of
+from exporter.batch import bodies_of
+from exporter.dead_letters import parse
 from exporter.decode import decode_bodies
 from exporter.engine.sql import sql_string
 from exporter.query.layer import QueryLayer
@@ -72,20 +73,22 @@ def _in_stream(client: redis.Redis, key: str, mark_key: str, needle: str) -> lis
 
 
 def _in_dead_letters(client: redis.Redis, key: str, needle: str) -> list[dict]:
+    """The dead letters holding ``needle``: the record their entry decodes to, or what its JSON says, or
+    (refused before that) the entry itself on one line, any byte of it as text (``dead_letters.text``)."""
     rows = []
     for entry_id, fields in _scan(client, key, "-", needle.encode()):
-        original = {k: v for k, v in fields.items() if not k.startswith(b"_")}
+        letter = parse(entry_id, fields)
         record = {}
-        body = bodies_of([[entry_id, [x for pair in original.items() for x in pair]]])[0]
+        body = bodies_of([[entry_id, [x for pair in letter.fields.items() for x in pair]]])[0]
         decoded = decode_bodies([body], max_record_size=1 << 40)
         if decoded.table.num_rows:
             record = decoded.table.to_pylist()[0]
-        reason = fields.get(b"_reason", b"").decode(errors="replace")
+        reason = letter.reason
         if not record:  # refused by the decoder: what its JSON says, as text, or the raw entry
             record = _as_text(body)
             if not record:
-                reason += " | entry: " + _raw_text(fields_of(body))
-        rows.append({"found_in": "dead-letter stream", "entry_id": entry_id.decode(), **record, "reason": reason})
+                reason += " | entry: " + letter.preview(200)
+        rows.append({"found_in": "dead-letter stream", "entry_id": letter.id, **record, "reason": reason})
     return rows
 
 
@@ -98,8 +101,3 @@ def _as_text(body) -> dict:
     if not isinstance(data, dict):
         return {}
     return {c: str(data[c]) for c in COLUMNS if data.get(c) is not None}
-
-
-def _raw_text(fields: list) -> str:
-    """The refused entry's text, cut short."""
-    return b" ".join(v for v in fields[1::2] if isinstance(v, bytes))[:200].decode(errors="replace")
