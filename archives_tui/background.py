@@ -158,6 +158,7 @@ class Background:
         self._cold_at = 0.0
         self.exporter_error: str | None = None
         self._applying = threading.Lock()  # one apply_config at a time
+        self._stopped = False
 
     def start(self) -> None:
         log.info("exporting %s as %s", self.config.pipeline.stream_key, runtime.consumer_name(self.config))
@@ -276,7 +277,12 @@ class Background:
             return said or ["Nothing to apply: the running settings already match."]
 
     def stop(self) -> None:
-        """Stop producing, finish the batches in hand (or leave them pending), close every part."""
+        """Stop producing, finish the batches in hand (or leave them pending), close every part; once, however
+        the dashboard ends (Ctrl+Q, or an error that ended the app with the exporter's threads running)."""
+        with self._applying:
+            if self._stopped:
+                return
+            self._stopped = True
         if self.demo is not None:
             self.demo.stop()
         self.pipeline.stop()

@@ -87,6 +87,10 @@ def _exporter_line(e: dict) -> str:
     if e.get("groups_recreated"):
         line += (f"; re-created the lost consumer group {e['groups_recreated']} time(s), last "
                  f"{_when(e.get('group_recreated_at'))}")
+    if e.get("redis_rewinds"):
+        line += (f"; Redis went back in time {e['redis_rewinds']} time(s), last {_when(e.get('redis_rewound_at'))} "
+                 f"(an older snapshot or a lagging replica): {e.get('delivered_again') or 0:,} entries it delivered "
+                 "again were stored or dead-lettered before, acknowledged and not written twice")
     return line
 
 

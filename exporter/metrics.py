@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import orjson
 import redis
@@ -88,11 +88,33 @@ def read_published(client: redis.Redis, stream_key: str) -> list[dict]:
     for key in client.scan_iter(match=f"{prefix}*", count=100):
         raw = client.get(key)
         if raw:
-            data = orjson.loads(raw)
-            data["consumer"] = key.decode()[len(prefix):]
+            data = _snapshot(raw)
+            data["consumer"] = key.decode("utf-8", "backslashreplace")[len(prefix):]
             data["alive"] = is_alive(data)
             found.append(data)
-    return sorted(found, key=lambda d: d.get("updated_at", 0), reverse=True)
+    return sorted(found, key=lambda d: d.get("updated_at") or 0, reverse=True)
+
+
+def _snapshot(raw: bytes) -> dict:
+    """A published snapshot; one that is not ours (another tool wrote the key) is shown as such, not skipped."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return {"last_error": "its published counters are not an exporter's (the key holds something else)"}
+    for name, default in _NUMBERS.items():  # shown as numbers: a wrong type must not end status
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float | None):
+            data[name] = default
+    if not isinstance(data.get("last_error"), str | None):
+        data["last_error"] = str(data["last_error"])
+    return data
+
+
+# The snapshot's numeric fields and what to show for one of another type.
+_NUMBERS = {f.name: f.default for f in fields(ExportMetrics) if f.type in ("int", "float", "float | None")}
+_NUMBERS.update(started_at=None, updated_at=None)
 
 
 def is_alive(snapshot: dict | None, now: float | None = None) -> bool:

@@ -18,6 +18,7 @@ from archives_tui.app import ArchivesApp
 from archives_tui.cli import main
 from archives_tui.screens import DeadLettersScreen
 from exporter.dead_letters import dead_letters, replay
+from exporter.stream import raw_client
 from tests.pilot import quit_app, text_of, until
 from tests.test_outages import write_config
 from tests.test_terminal_safety import hidden
@@ -186,3 +187,16 @@ async def exporter_goes_on(pilot, app, redis_client) -> None:
     redis_client.xadd(STREAM, {"data": f'{{"job_id": "after", "queue": "q", "outcome": "success", '
                                        f'"enqueue_time": {int(time.time() * 1000)}}}'})
     await until(pilot, lambda: app.background.pipeline.metrics.archived == 1)
+
+
+def test_fields_named_like_the_letters_own_and_repeated_fields_replay_as_they_were(config, redis_client, tmp_path):
+    original = [b"_orig_reason", b"a", b"_reason", b"b", b"dup", b"1", b"dup", b"2", b"_orig_orig_batch_id", b"c",
+                b"job_id", b"no-queue"]
+    redis_client.execute_command("XADD", STREAM, "*", *original)
+    config_file = write_config(tmp_path / "archives.yaml", config)
+    assert main(["--config", str(config_file), "export", "--once"]) == 0
+    assert redis_client.xlen(f"{STREAM}:dlq") == 1
+    replayed = archives(config_file, "dlq", "replay", "--all")
+    assert replayed.returncode == 0, replayed.stderr.decode()
+    entries = raw_client(redis_client).execute_command("XRANGE", STREAM, "-", "+")
+    assert entries[-1][1] == original  # every name, in order, repeated ones included

@@ -202,6 +202,22 @@ def test_status_shows_heartbeats_as_text(config, redis_client, tmp_path, capsysb
     assert status["exporters"][0]["consumer"] == HOSTILE and status["last_error"] == HOSTILE
 
 
+@pytest.mark.parametrize("key, value", [
+    (b"\xff\xfe\x1b[2J", b"not json"),  # a name that is not UTF-8, a value that is not JSON
+    (b"x", b"[1, 2]"),  # JSON, but no exporter's snapshot
+    (b"y", orjson.dumps({"updated_at": "yesterday", "archived": "lots", "batches": True, "last_error": 7})),
+])
+def test_status_reads_any_heartbeat_another_tool_wrote(config, redis_client, tmp_path, capsysbinary, key, value):
+    redis_client.set(f"{STREAM}:exporter:".encode() + key, value)
+    config_file = write_config(tmp_path / "archives.yaml", config)
+    assert main(["--config", str(config_file), "status"]) == 0
+    out = capsysbinary.readouterr().out
+    assert not hidden(out) and b"exporter " in out
+    assert main(["--config", str(config_file), "status", "--format", "json"]) == 0
+    shown = json.loads(capsysbinary.readouterr().out)["exporters"]
+    assert len(shown) == 1 and shown[0]["consumer"] == key.decode("utf-8", "backslashreplace")
+
+
 def drawn(widget, height: int) -> tuple[list[str], list[Style]]:
     """What ``widget`` draws on its first ``height`` lines, and the styles it draws them with."""
     lines = [list(widget.render_line(y)) for y in range(height)]
