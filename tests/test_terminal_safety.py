@@ -87,6 +87,7 @@ def test_exports_keep_the_bytes_as_they_are(hostile_record, fmt, tmp_path):
     else:
         rows = json.loads(data) if fmt == "json" else [json.loads(line) for line in data.splitlines()]
         assert rows == [{"error_msg": HOSTILE}]
+        assert not hidden(data)  # the same JSON value, with C1 and bidi characters as \uXXXX escapes
 
 
 ATTACKS = ["\x1b]0;pwned\x07", "\x1b[2J\x1b[31mred", "\x9b31m c1", "a\rb\x08", "\u202eevil", "[reverse]x[/]",

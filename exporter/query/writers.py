@@ -9,13 +9,16 @@ Every column type the engine hands over is written so that it reads back as its 
 - a Variant (an Arrow union, which CSV and Parquet cannot hold) is its member's value in JSON, its text
   in CSV, TSV and Parquet; UUIDs are their canonical text where the format has no UUID of its own;
 - text and bytes are written as they are (CSV, TSV, Parquet), even bytes that are not UTF-8; JSON must
-  be UTF-8, so there such a byte becomes U+FFFD.
+  be UTF-8, so there such a byte becomes U+FFFD, and a character that drives or rewrites a terminal
+  (DEL, C1 controls, bidi controls, zero-width and other format characters) is written as its ``\\uXXXX``
+  escape, the same JSON value, since JSON goes to terminals as often as to files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +43,29 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return list(value)
     raise TypeError
+
+
+# JSON escapes C0 itself; these it leaves raw. A candidate list, not the whole Cf category, so that the
+# scan stays one regex pass: DEL and C1, soft hyphen, Arabic letter mark, Mongolian vowel separator,
+# zero-width and bidi marks, line and paragraph separators, bidi embeddings, overrides and isolates,
+# invisible operators, BOM, interlinear annotation, and the tag characters.
+_HIDDEN = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+                     "\ufff9-\ufffb\U000e0000-\U000e007f]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    point = ord(found.group())
+    if point < 0x10000:
+        return f"\\u{point:04x}"
+    point -= 0x10000  # JSON writes a character past the BMP as its UTF-16 surrogate pair
+    return f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}"
+
+
+def terminal_safe(data: bytes) -> bytes:
+    """JSON ``data`` with every character in ``_HIDDEN`` written as its escape: the same JSON value."""
+    if data.isascii() and b"\x7f" not in data:
+        return data
+    return _HIDDEN.sub(_escaped, data.decode()).encode()
 
 
 def json_text(value: Any) -> str:
@@ -152,7 +178,8 @@ class _JsonLines:
         self._out = out
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._out.write(b"".join(orjson.dumps(row, default=_json_default) + b"\n" for row in _rows(batch)))
+        self._out.write(terminal_safe(b"".join(orjson.dumps(row, default=_json_default) + b"\n"
+                                               for row in _rows(batch))))
 
     def close(self) -> None:
         pass
@@ -167,7 +194,7 @@ class _Json:
 
     def write(self, batch: pa.RecordBatch) -> None:
         rows = [orjson.dumps(row, default=_json_default) for row in _rows(batch)]
-        self._out.write((b"\n" if self._first else b",\n") + b",\n".join(rows))
+        self._out.write((b"\n" if self._first else b",\n") + terminal_safe(b",\n".join(rows)))
         self._first = False
 
     def close(self) -> None:
