@@ -44,9 +44,9 @@ class RetentionPanel(VerticalScroll, can_focus=True):
 
     @work(thread=True, exclusive=True, group="show")
     def load(self, hint: bool = False) -> None:
-        try:
-            text = Text(retention_text(self.manager.show()))
-        except Exception as exc:  # a part down: said in place
+        try:  # a tier down is a red DOWN line within the text, the rest as usual
+            text = _marked(retention_text(self.manager.show()))
+        except Exception as exc:  # Redis down: nothing to show but that, said in place
             text = Text(describe(exc), "red")
         self.app.call_from_thread(self.query_one("#retention-text", Static).update, text)
         if hint:
@@ -83,10 +83,19 @@ class RetentionPanel(VerticalScroll, can_focus=True):
     def run_policy(self, dry_run: bool) -> None:
         try:
             run = self.manager.apply(dry_run=dry_run).as_dict()
+            down = any(t.get("down") for t in run["tiers"])
             refused = any(t["refused"] for t in run["tiers"]) or run["skipped"]
-            text = Text(run_text(run), "yellow" if refused else "green")
+            text = Text(run_text(run), "red" if down else "yellow" if refused else "green")
         except Exception as exc:
             text = Text(describe(exc), "red")
         self.app.call_from_thread(self._outcome, text)
         if not dry_run:
             self.load()
+
+
+def _marked(shown: str) -> Text:
+    """The retention text with each line that says a part is DOWN in red (NO_COLOR keeps the word)."""
+    text = Text()
+    for line in shown.splitlines(keepends=True):
+        text.append(line, "red" if "DOWN: " in line else "")
+    return text

@@ -39,14 +39,18 @@ def retention_text(shown: dict) -> str:
                      f"{_share(state['bytes'], memory['used'])}; {_when(state['oldest_ms'])} to "
                      f"{_when(state['newest_ms'])}")
     warm = shown["warm"]
-    if warm["unavailable"]:
+    if warm.get("down"):
+        lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])}; DOWN: {warm['unavailable']}")
+    elif warm["unavailable"]:
         lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])}; {warm['unavailable']}")
     else:
         lines.append(f"warm: keeps {format_duration(policy['clickhouse_ttl'])} (days leave once the cold tier is "
                      f"proven to hold them); {warm['rows']:,} rows in {warm['days']} days, "
                      f"{human_size(warm['bytes'])}; {warm['oldest_day'] or '-'} to {warm['newest_day'] or '-'}")
     cold = shown["cold"]
-    if cold["unavailable"]:
+    if cold.get("down"):
+        lines.append(f"cold: DOWN: {cold['unavailable']}")
+    elif cold["unavailable"]:
         lines.append(f"cold: {cold['unavailable']}")
     else:
         lines.append(f"cold: keeps {format_duration(policy['s3_archive_ttl'])}, compacts hours "
@@ -71,13 +75,16 @@ def _lifecycle_line(rules: dict) -> str:
         moves = "".join(f"to {t['StorageClass']} after {t['Days']} days, " for t in rule.get("Transitions", []))
         return f"{moves}deleted after {rule['Expiration']['Days']} days"
 
+    if rules.get("unavailable"):
+        return f"s3 lifecycle: not known, {rules['unavailable']} (the next run sets: {text(rules['wanted'])})"
     now, wanted = text(rules["current"]), text(rules["wanted"])
     return f"s3 lifecycle: {now}" + ("" if now == wanted else f" (the next run sets: {wanted})")
 
 
 def _cost_line(view: dict) -> str:
     tiers = view["tiers"]
-    held = "; ".join(f"{name} {human_size(t['bytes'])} ${t['usd_per_month']:,.4f}"
+    held = "; ".join(f"{name} unknown (down)" if t["bytes"] is None else
+                     f"{name} {human_size(t['bytes'])} ${t['usd_per_month']:,.4f}"
                      + (f" ({t['bytes_per_record']:,.0f} B/record)" if t["bytes_per_record"] else "")
                      for name, t in tiers.items())
     line = f"cost a month: {held}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from exporter.redact import describe, redact
 from exporter.tiers.cold import ParquetStore
 
 _LEVELS = ("year", "month", "day", "hour")
@@ -76,3 +77,19 @@ def delete(store: ParquetStore, directories: list[Expired]) -> None:
     for directory in directories:
         store.fs.rm(directory.path, recursive=True)
     store.fs.invalidate_cache()
+
+
+def outage(url: str, endpoint: str | None, exc: BaseException) -> str:
+    """One sentence for a cold store that failed to answer: where it is (credentials masked), whether it
+    could not be reached at all or answered with an error, and the error's own words (no traceback)."""
+    where = redact(f"{endpoint} ({url})" if endpoint else url)
+    state = "is unreachable" if _unreachable(exc) else "cannot be read"
+    return f"the cold store at {where} {state}: {describe(exc)}"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A connection that failed or timed out (S3's endpoint down, a network gone), not an answer."""
+    from botocore.exceptions import ConnectionError as EndpointError  # only once something failed
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, EndpointError | HTTPClientError | ConnectionError | TimeoutError)

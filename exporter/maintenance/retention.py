@@ -24,7 +24,7 @@ from exporter.errors import QueryError
 from exporter.maintenance import cold_tier, compaction, costs, hot, lifecycle, warm_tier
 from exporter.maintenance.lease import LeaseHeld, lease
 from exporter.redact import redact
-from exporter.runtime import cold_url
+from exporter.runtime import clickhouse_url, cold_url
 from exporter.tiers import federation
 from exporter.tiers.cold import ParquetStore
 from exporter.tiers.warm import WarmStore
@@ -46,6 +46,7 @@ class TierReport:
     seconds: float = 0.0
     details: dict = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    down: str | None = None  # the tier's part failed (unreachable, or erring): why, and the tier was not done
 
 
 @dataclass
@@ -64,13 +65,14 @@ class RetentionRun:
 class RetentionManager:
     def __init__(self, config: Config, client: redis.Redis, now: Callable[[], float] = time.time,
                  warm: WarmStore | None = None, warm_unavailable: str = "the warm store is not open here",
-                 cold: ParquetStore | None = None) -> None:
+                 cold: ParquetStore | None = None, down: dict[str, str] | None = None) -> None:
         self.config = config
         self.client = client
         self.now = now
         self.warm = warm
         self.warm_unavailable = warm_unavailable
         self.cold = cold
+        self.down = dict(down or {})  # tier -> why its store could not be opened: reported down, never asked
         self.stream_key = config.pipeline.stream_key
         self.lease_key = f"{self.stream_key}:retention:lease"
         self.last_key = f"{self.stream_key}:retention:last"
@@ -95,16 +97,33 @@ class RetentionManager:
         raw = self.client.get(self.last_key)
         return orjson.loads(raw) if raw else None
 
-    def _tier(self, name: str, dry_run: bool) -> TierReport:
+    def _tier(self, name: str, dry_run: bool, down: str | None = None) -> TierReport:
         """One tier's pass; a part that fails (down, or unable to reconcile) is that tier's refusal, and
-        the other tiers still run."""
+        the other tiers still run. A part ``down`` (found so a moment ago) is not asked again: each
+        call to a dead S3 endpoint takes its client's retries, seconds each."""
+        down = down or self.down.get(name)
+        if down is not None:
+            return TierReport(name, dry_run, refused=[down], down=down)
         started = time.perf_counter()
         try:
             report = {"redis": self._redis, "warm": self._warm, "cold": self._cold}[name](dry_run)
         except Exception as exc:
-            report = TierReport(name, dry_run, refused=[f"failed: {_one_line(exc)}"])
+            reason = self._failure(name, exc)
+            report = TierReport(name, dry_run, refused=[reason], down=reason)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _failure(self, name: str, exc: Exception) -> str:
+        """One sentence for a tier whose part failed; the cold store's names its endpoint."""
+        if name == "cold" and self.cold is not None:
+            return cold_tier.outage(self.cold.url, self.config.cold.endpoint_url, exc)
+        return f"failed: {_one_line(exc)}"
+
+    def _plan(self, down: dict[str, str]) -> RetentionRun:
+        """What the next run would do (a dry run), without asking again the parts ``down`` names."""
+        run = RetentionRun(self.now(), True)
+        run.tiers = [self._tier(name, True, down.get(name)) for name in TIERS]
+        return run
 
     def _redis(self, dry_run: bool) -> TierReport:
         policy, pipeline = self.config.retention, self.config.pipeline
@@ -199,31 +218,62 @@ class RetentionManager:
         return report
 
     def _lifecycle(self) -> dict | None:
-        """The bucket's rule for the cold tier as it is now, and as the policy wants it (S3 only)."""
+        """The bucket's rule for the cold tier as it is now, and as the policy wants it (S3 only); when
+        the bucket does not say, ``unavailable`` says why."""
         if self.cold is None or not self.cold.url.startswith("s3://"):
             return None
-        current = next((r for r in lifecycle.current_rules(self.cold) if r.get("ID") == lifecycle.RULE_ID), None)
-        return {"current": current, "wanted": lifecycle.wanted_rule(self.cold, self.config.retention)}
+        wanted = lifecycle.wanted_rule(self.cold, self.config.retention)
+        try:
+            rules = lifecycle.current_rules(self.cold)
+        except Exception as exc:
+            return {"current": None, "wanted": wanted, "unavailable": self._failure("cold", exc)}
+        current = next((r for r in rules if r.get("ID") == lifecycle.RULE_ID), None)
+        return {"current": current, "wanted": wanted, "unavailable": None}
 
     def _costs(self, holds: dict, warm: dict, cold: dict) -> dict:
         return costs.cost_view(self.config.costs, holds["stream"]["bytes"] or 0, holds["stream"]["entries"],
                                warm["bytes"], warm["rows"], cold["bytes"], cold["records"])
 
+    def _warm_state(self) -> dict:
+        """What the warm tier holds: days, rows, bytes and the days' span; ``down`` with the reason
+        (figures None, not zero) when its store fails to answer."""
+        state = {"days": 0, "rows": 0, "bytes": 0, "oldest_day": None, "newest_day": None,
+                 "unavailable": None if self.warm is not None else self.warm_unavailable, "down": False}
+        if "warm" in self.down:
+            return {**dict.fromkeys(state, None), "unavailable": self.down["warm"], "down": True}
+        if self.warm is None:
+            return state
+        try:
+            days = self.warm.days()
+        except Exception as exc:
+            reason = f"the warm store at {redact(clickhouse_url(self.config))} cannot be read: {_one_line(exc)}"
+            return {**dict.fromkeys(state, None), "unavailable": reason, "down": True}
+        return {**state, "days": len(days), "rows": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
+                "oldest_day": days[0][0] if days else None, "newest_day": days[-1][0] if days else None}
+
     def _cold_state(self) -> dict:
-        """What the cold tier holds: live files, the hours they fill, records, bytes and time span."""
+        """What the cold tier holds: live files, the hours they fill, records, bytes and time span;
+        ``down`` with the reason (figures None, not zero) when its store fails to answer."""
+        state = {"files": 0, "records": 0, "bytes": 0, "oldest": None, "newest": None, "hours": 0,
+                 "unavailable": None, "down": False}
+        if "cold" in self.down:
+            return {**dict.fromkeys(state, None), "unavailable": self.down["cold"], "down": True}
         if self.cold is None:
-            return {"files": 0, "records": 0, "bytes": 0, "oldest": None, "newest": None, "hours": 0,
-                    "unavailable": "the cold store is not open here"}
-        files = self.cold.files()
-        stats = self.cold.stats(files)
+            return {**state, "unavailable": "the cold store is not open here"}
+        try:
+            files = self.cold.files()
+            stats = self.cold.stats(files)
+        except Exception as exc:
+            return {**dict.fromkeys(state, None), "unavailable": self._failure("cold", exc), "down": True}
         hours = {info["name"].rsplit("/", 1)[0] for info in files}
-        return {"files": len(files), "records": stats.records, "bytes": stats.bytes,
+        return {**state, "files": len(files), "records": stats.records, "bytes": stats.bytes,
                 "oldest": stats.oldest.isoformat() if stats.oldest else None,
-                "newest": stats.newest.isoformat() if stats.newest else None, "hours": len(hours),
-                "unavailable": None}
+                "newest": stats.newest.isoformat() if stats.newest else None, "hours": len(hours)}
 
     def show(self) -> dict:
-        """The policy, what the hot tier holds, and what the next run would do."""
+        """The policy, what the hot tier holds, and what the next run would do. A tier whose store is
+        down is shown as down (``down`` lists them, as status does) and the rest is still shown; Redis
+        failing is the caller's (there is nothing to show without it)."""
         policy = self.config.retention
         dlq_key = f"{self.stream_key}:dlq"
         memory = hot.redis_memory(self.client)
@@ -232,11 +282,8 @@ class RetentionManager:
             "dead_letters": _stream_state(self.client, dlq_key),
             "memory": memory,
         }
-        days = self.warm.days() if self.warm is not None else []
-        warm = {"days": len(days), "rows": sum(d[1] for d in days), "bytes": sum(d[2] for d in days),
-                "oldest_day": days[0][0] if days else None, "newest_day": days[-1][0] if days else None,
-                "unavailable": None if self.warm is not None else self.warm_unavailable}
-        cold = self._cold_state()
+        warm, cold = self._warm_state(), self._cold_state()
+        down = {name: state["unavailable"] for name, state in (("warm", warm), ("cold", cold)) if state["down"]}
         return {
             "policy": {"redis_ttl": policy.redis_ttl, "dlq_ttl": policy.dlq_ttl,
                        "clickhouse_ttl": policy.clickhouse_ttl, "dlq_max_length": policy.dlq_max_length,
@@ -248,9 +295,10 @@ class RetentionManager:
             "warm": warm,
             "cold": cold,
             "costs": self._costs(holds, warm, cold),
-            "lifecycle": self._lifecycle(),
+            "lifecycle": None if "cold" in down else self._lifecycle(),
             "last_run": self.last_run(),
-            "next_run": self.apply(dry_run=True).as_dict(),
+            "next_run": self._plan(down).as_dict(),
+            "down": list(down),
         }
 
 
