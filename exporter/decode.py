@@ -72,7 +72,8 @@ _INTEGER = r"^\s*-?\d+\s*$"
 _INT64_SAFE = r"^\s*-?\d{1,18}\s*$"  # digits an int64 always holds; more are out of every column's range
 # Fields without a column are kept as the tag ``extra.<name>`` (the Go form's are ``go.<key>``). Of
 # the fast path's inferred types these read back as the text the per-record path gives; any other
-# (objects, arrays, naive times pyarrow infers as timestamps) sends the slice to the per-record path.
+# (objects, arrays, naive times pyarrow infers as timestamps, in an extra or a tag) sends the slice to
+# the per-record path.
 EXTRA_TAG_PREFIX = "extra."
 _FIELD_SET = frozenset(FIELD_NAMES)
 _EXTRA_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_float64, pa.types.is_null)
@@ -541,10 +542,17 @@ def _map_of(names: list[str], children: list[pa.Array], n: int) -> pa.MapArray:
 
 
 def _extras_readable(raw: pa.Table) -> bool:
-    """Whether every column pyarrow.json inferred for a key without a column reads as the per-record
-    path would write it (``_tag_text``)."""
-    return all(any(is_type(raw.schema.field(name).type) for is_type in _EXTRA_TYPES)
-               for name in raw.column_names if name not in _FIELD_SET)
+    """Whether every type pyarrow.json inferred, for a key without a column or a tag, reads as the
+    per-record path would write it (``_tag_text``). A naive time (``2024-01-15``) is inferred as a
+    timestamp and would come back as other text (``2024-01-15 00:00:00``); nested tag values are refused
+    on either path."""
+    def readable(kind: pa.DataType) -> bool:
+        return any(is_type(kind) for is_type in _EXTRA_TYPES)
+
+    tags = raw.schema.field("tags").type if "tags" in raw.column_names else None
+    tag_types = [child.type for child in tags] if tags is not None and pa.types.is_struct(tags) else []
+    return (all(readable(raw.schema.field(name).type) for name in raw.column_names if name not in _FIELD_SET)
+            and all(readable(kind) or pa.types.is_nested(kind) for kind in tag_types))
 
 
 def _extra_columns(raw: pa.Table) -> pa.MapArray | None:

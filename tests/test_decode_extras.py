@@ -100,6 +100,13 @@ def test_the_per_record_path_keeps_extras_and_tags_as_the_fast_path_does():
         [("extra.a", "-5")]]
 
 
+def test_text_that_looks_like_a_naive_time_is_kept_as_written():
+    """pyarrow.json reads such text as a timestamp, whose text is another ('2024-01-15 00:00:00')."""
+    tagged = data_entry(0, tags={"since": "2024-01-15T10:30:00", "env": "prod"})
+    assert tags_of(decode(tagged)) == [[("since", "2024-01-15T10:30:00"), ("env", "prod")]]
+    assert tags_of(decode(data_entry(1, day="2024-01-15"))) == [[("extra.day", "2024-01-15")]]
+
+
 def test_the_go_form_keeps_its_own_names():
     tags = dict(tags_of(decode(go_entry(0, go_job())))[0])
     assert "go.job_type" in tags and not any(key.startswith("extra.") for key in tags)
