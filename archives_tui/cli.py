@@ -207,8 +207,13 @@ def cmd_tui(config: Config, args) -> int:
     root = logging.getLogger()
     for handler in list(root.handlers):  # log lines would tear through the screen: keep them for the app
         root.removeHandler(handler)
-    ArchivesApp(config, demo=args.demo, theme=args.theme).run()
-    return 0
+    app = ArchivesApp(config, demo=args.demo, theme=args.theme)
+    try:
+        app.run()
+    finally:  # an error that ended the app must not leave the exporter's threads running at exit
+        if app.background is not None:
+            app.background.stop()
+    return app.return_code or 0
 
 
 def cmd_export(config: Config, args) -> int:
@@ -247,15 +252,15 @@ def cmd_export(config: Config, args) -> int:
         print(f"{metrics.warm_skipped} of them are older than the warm window (retention.clickhouse_ttl): "
               "they are in the cold tier only")
     if pipeline.failure:
-        print(f"archives: export --once gave up: {pipeline.failure}; {pipeline.left_pending} entries stay "
+        print(f"archives: export --once gave up: {visible(pipeline.failure)}; {pipeline.left_pending} entries stay "
               "pending and are archived by the next run", file=sys.stderr)
         return 1
     if pipeline.left_pending:
         print(f"archives: stopped with {pipeline.left_pending} entries pending (archived by the next start); "
-              f"last error: {metrics.last_error or 'none'}", file=sys.stderr)
+              f"last error: {visible(metrics.last_error or 'none')}", file=sys.stderr)
         return 1
     if metrics.last_error:
-        print(f"last error (recovered): {metrics.last_error}", file=sys.stderr)
+        print(f"last error (recovered): {visible(metrics.last_error)}", file=sys.stderr)
     return 0
 
 
@@ -404,9 +409,11 @@ def cmd_history(config: Config, args) -> int:
 
 
 def cmd_status(config: Config, args) -> int:
+    from archives_tui.render import visible_json  # names and errors come from Redis: shown as text
+
     info = collect(config)
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(visible_json(info) + b"\n")
     else:
         print(status_text(info))
     return 2 if info["down"] else 0
@@ -415,16 +422,23 @@ def cmd_status(config: Config, args) -> int:
 def cmd_retention(config: Config, args) -> int:
     client = runtime.connect_redis(config)
     tiers = tuple(args.tier or RETENTION_TIERS) if args.action == "apply" else RETENTION_TIERS
-    warm, unavailable = None, "the warm store is not open here"
+    warm, cold, unavailable = None, None, "the warm store is not open here"
+    down: dict[str, str] = {}  # a tier whose store cannot be opened is shown DOWN; the others still are
     if "warm" in tiers:
         try:
             warm = runtime.open_warm(config)
         except StoreBusyError:
             unavailable = ("the exporter running on this store owns it and applies warm retention on its schedule "
                            "(retention.interval)")
-    cold = runtime.open_cold(config) if "cold" in tiers or args.action == "show" else None
+        except ArchivesError as exc:
+            down["warm"] = str(exc)
+    if "cold" in tiers or args.action == "show":
+        try:
+            cold = runtime.open_cold(config)
+        except ArchivesError as exc:
+            down["cold"] = str(exc)
     try:
-        manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable, cold=cold)
+        manager = RetentionManager(config, client, warm=warm, warm_unavailable=unavailable, cold=cold, down=down)
         if args.action == "show":
             shown = manager.show()
             text = retention_text(shown)
@@ -441,33 +455,52 @@ def cmd_retention(config: Config, args) -> int:
         sys.stdout.buffer.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         print(text)
-    return 1 if args.action == "apply" and shown.get("skipped") else 0
+    if args.action == "show":
+        return 2 if shown["down"] else 0  # a tier down: shown as DOWN, as status does
+    return 1 if shown["skipped"] else 2 if any(tier["down"] for tier in shown["tiers"]) else 0
 
 
 def cmd_dlq(config: Config, args) -> int:
-    client = runtime.connect_redis(config)
+    """A dead letter holds whatever the producer wrote: listed as text (``visible``: no escape sequence
+    reaches the terminal; bytes that are not UTF-8 as ``\\xff``), replayed byte for byte."""
+    from archives_tui.render import visible_json, visible_line
+    from exporter.dead_letters import is_entry_id
+
     stream_key = config.pipeline.stream_key
-    if args.action == "list":
-        letters = list(dead_letters(client, stream_key, args.limit))
-        if args.format == "json":
-            print(orjson.dumps([letter.as_dict() for letter in letters], option=orjson.OPT_INDENT_2).decode())
-            return 0
-        total = client.xlen(dlq_key(stream_key))
-        for letter in letters:
-            when = (datetime.fromtimestamp(letter.failed_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-                    if letter.failed_at_ms else "-")
-            print(f"{letter.id}  {when}  {letter.reason}\n    {letter.preview(100)}")
-        print(f"{len(letters):,} of {total:,} dead letters in {dlq_key(stream_key)}", file=sys.stderr)
-        return 0
-    if bool(args.ids) == args.all:
+    if args.action == "replay" and bool(args.ids) == args.all:
         raise UsageError("name the dead letters to replay (ids from `archives dlq list`), or give --all")
-    done = replay(client, stream_key, None if args.all else args.ids)
+    malformed = [i for i in args.ids if not is_entry_id(i)] if args.action == "replay" else []
+    if malformed:
+        raise UsageError(f"'{visible(malformed[0])}' is not a dead letter id: ids look like 1764322800000-0 "
+                         "(see `archives dlq list`)")
+    client = runtime.connect_redis(config)
+    try:
+        if args.action == "list":
+            letters = list(dead_letters(client, stream_key, args.limit))
+            if args.format == "json":
+                sys.stdout.buffer.write(visible_json([letter.as_dict() for letter in letters]) + b"\n")
+                return 0
+            total = client.xlen(dlq_key(stream_key))
+            for letter in letters:
+                when = letter.failed_at()
+                print(f"{letter.id}  {f'{when:%Y-%m-%d %H:%M:%S}' if when else '-'}  {visible_line(letter.reason)}\n"
+                      f"    {visible_line(letter.preview(100))}")
+            print(f"{len(letters):,} of {total:,} dead letters in {visible(dlq_key(stream_key))}", file=sys.stderr)
+            return 0
+        done = replay(client, stream_key, None if args.all else args.ids)
+    except redis.RedisError as exc:
+        raise ArchivesError(f"Redis failed on the dead letters: {runtime.describe(exc)}") from None
+    finally:
+        client.close()
+    shown_key = visible(stream_key)
     for old, new in done.replayed:
-        print(f"{old} -> {stream_key} {new}")
+        print(f"{old} -> {shown_key} {new}")
     for missing in done.missing:
-        print(f"archives: {missing} is not in {dlq_key(stream_key)} (already replayed, or trimmed)", file=sys.stderr)
+        print(f"archives: {missing} is not in {shown_key}:dlq (already replayed, or trimmed)", file=sys.stderr)
+    for empty in done.empty:
+        print(f"archives: {empty} holds no field of the original entry: nothing to replay, it stays", file=sys.stderr)
     print(f"replayed {len(done.replayed):,} dead letters", file=sys.stderr)
-    return 1 if done.missing else 0
+    return 1 if done.missing or done.empty else 0
 
 
 def cmd_stop(config: Config, args) -> int:
