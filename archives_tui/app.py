@@ -461,8 +461,8 @@ class ArchivesApp(App):
         if action == "next_panel":  # in the editor Tab indents (or accepts a completion); modals keep theirs
             return self.screen is self.screen_stack[0] and not isinstance(self.focused, TextArea)
         if action in ("dead_letters", "from_status"):  # letters elsewhere: typed, or another panel's keys
-            return self.focused is None or isinstance(self.focused, StatusPanel) or (
-                self.focused.id == "status-figures")
+            return self.focused is None or isinstance(self.focused, StatusPanel | Tabs) or (
+                self.focused.id == "status-figures")  # the tab bar holds the focus when the narrow layout opens
         if action == "open_figure":
             return self.focused is not None and self.focused.id == "status-figures"
         if action in ("recall", "select_all"):

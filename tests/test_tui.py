@@ -189,6 +189,22 @@ def test_each_theme_loads_and_the_config_chooses_it(quick, theme):
     assert ArchivesApp(quick, theme="light").theme == "archives-light"  # --theme wins over the config
 
 
+def test_the_status_panels_letters_work_as_soon_as_the_narrow_layout_opens(quick, redis_client):
+    """The narrow layout opens on the Status tab with the tab bar focused: d, r and c, which the panel
+    shows, open what they name (d did nothing there)."""
+    async def scenario() -> None:
+        app = ArchivesApp(quick)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.background is not None)
+            await pilot.press("d")
+            assert type(app.screen).__name__ == "DeadLettersScreen"
+            await pilot.press("escape", "r")
+            assert visible(app, "#retention") and not visible(app, "#status")
+            await quit_app(pilot, app)
+
+    asyncio.run(scenario())
+
+
 def test_dead_letters_are_shown_and_replayed_after_a_y(quick, redis_client):
     redis_client.xadd(STREAM, {"data": b'{"job_id": "no-time-1", "queue": "q", "outcome": "success"}'})
     redis_client.xadd(STREAM, {"data": b'{"job_id": "no-time-2", "queue": "q", "outcome": "success"}'})
