@@ -143,8 +143,7 @@ def test_a_redis_restarted_from_an_older_snapshot_leaves_every_event_archived_on
                                  "--format", "json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
         shown = json.loads(status.stdout)
         mine = next(e for e in shown["exporters"] if e["consumer"] == "rewind")
-        assert mine["redis_rewinds"] >= 1
-        assert mine["delivered_again"] > 0
+        assert mine["redis_rewinds"] >= 1  # delivered_again is counted exactly by the tests below
         text = subprocess.run([sys.executable, "-m", "archives_tui", "--config", str(config_file), "status"],
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
         assert "Redis went back in time" in text
