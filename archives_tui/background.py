@@ -18,14 +18,10 @@ from dataclasses import dataclass, field
 from archives_tui.figures import read_figures
 from exporter import runtime
 from exporter.config import SECTIONS, Config
-from exporter.maintenance.retention import TIERS, RetentionManager, RetentionRun
-from exporter.maintenance.schedule import RetentionSchedule
-from exporter.memory import tuned_for_export
-from exporter.pipeline import ExportPipeline
 from exporter.query.layer import LocalQueries
 from exporter.seed import synthetic_completions
+from exporter.service import ExportService
 from exporter.status import stream_status
-from exporter.tiers import federation
 from exporter.transforms import PayloadSampler, PIIRedactor
 from exporter.units import format_duration
 
@@ -111,32 +107,6 @@ class DemoProducer:
             client.close()
 
 
-class LiveRetentionManager(RetentionManager):
-    """The dashboard's retention manager, whose policy the Config panel may change while it runs.
-
-    A changed warm window is used at once (by inserts and by the next run's drops); the table's TTL
-    backstop and the federated views (DDL) are moved by the next run that applies the policy, from the
-    thread that runs it, so a save never waits on the engine.
-    """
-
-    warm_window_moved = False  # set by Background.apply_config; the next applying run does the DDL
-
-    def apply(self, tiers: tuple[str, ...] = TIERS, dry_run: bool = False) -> RetentionRun:
-        if self.warm_window_moved and not dry_run and self.warm is not None:
-            self.warm_window_moved = False
-            try:
-                self.warm.keep_the_ttl_a_backstop()
-                if runtime.serves_federation(self.config):
-                    url = self.cold.url if self.cold is not None else runtime.cold_url(self.config)
-                    federation.install(self.warm.backend, federation.cold_source(self.config.cold, url),
-                                       self.warm.ttl_days)
-                log.info("the warm window is now %d days: table TTL and federated views moved", self.warm.ttl_days)
-            except Exception as exc:  # the warm tier down: the next run tries again
-                self.warm_window_moved = True
-                log.warning("cannot move the warm window's table TTL yet: %s", runtime.describe(exc))
-        return super().apply(tiers, dry_run)
-
-
 class Background:
     """The exporter and the retention schedule of one dashboard, over the parts the config names."""
 
@@ -144,12 +114,9 @@ class Background:
         self.config = config
         self.events = EventLog()
         self.events.install()
-        self.archive = runtime.Archive.open(config)
-        self.pipeline = ExportPipeline(config, self.archive.redis, self.archive.warm, self.archive.cold,
-                                       runtime.consumer_name(config))
-        self.manager = LiveRetentionManager(config, self.archive.redis, warm=self.archive.warm,
-                                            cold=self.archive.cold)
-        self.schedule = RetentionSchedule(self.manager, config.retention.interval)
+        self.service = ExportService(config)
+        self.archive, self.pipeline = self.service.archive, self.service.pipeline
+        self.manager, self.schedule = self.service.manager, self.service.schedule
         self.demo = DemoProducer(config) if demo else None
         self._exporter = threading.Thread(target=self._export, name="archives-exporter", daemon=True)
         self._rates: deque[float] = deque(maxlen=60)
@@ -161,16 +128,13 @@ class Background:
         self._stopped = False
 
     def start(self) -> None:
-        log.info("exporting %s as %s", self.config.pipeline.stream_key, runtime.consumer_name(self.config))
         self._exporter.start()
-        self.schedule.start()
         if self.demo is not None:
             self.demo.start()
 
     def _export(self) -> None:
         try:
-            with tuned_for_export():
-                self.pipeline.run()
+            self.service.run()
         except Exception as exc:  # shown on the status panel; the dashboard stays up
             self.exporter_error = runtime.describe(exc)
             log.error("the exporter stopped: %s", self.exporter_error)
@@ -285,11 +249,10 @@ class Background:
             self._stopped = True
         if self.demo is not None:
             self.demo.stop()
-        self.pipeline.stop()
+        self.service.stop()
         self._exporter.join(timeout=30)
         if self._exporter.is_alive():
-            self.pipeline.stop(abort=True)
+            self.service.stop(abort=True)
             self._exporter.join(timeout=10)
-        self.schedule.stop()
-        self.archive.close()
+        self.service.close()
         self.events.remove()

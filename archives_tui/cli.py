@@ -34,8 +34,6 @@ from exporter.engine.interface import Limits
 from exporter.errors import ArchivesError, StoreBusyError
 from exporter.maintenance.retention import TIERS as RETENTION_TIERS
 from exporter.maintenance.retention import RetentionManager
-from exporter.maintenance.schedule import RetentionSchedule
-from exporter.memory import tuned_for_export
 from exporter.query import templates, writers
 from exporter.query.history import QueryHistory
 from exporter.query.run import Execution, QueryResult, Taken
@@ -217,33 +215,26 @@ def cmd_tui(config: Config, args) -> int:
 
 
 def cmd_export(config: Config, args) -> int:
-    from exporter.pipeline import ExportPipeline  # loaded by the command that exports, not by the dashboard's start
+    from exporter.service import ExportService  # loaded by the command that exports, not by the dashboard's start
 
-    archive = runtime.Archive.open(config)
-    pipeline = ExportPipeline(config, archive.redis, archive.warm, archive.cold, runtime.consumer_name(config))
+    service = ExportService(config)
+    pipeline = service.pipeline
     interrupts = 0
 
     def on_signal(signum, frame):
         nonlocal interrupts
         interrupts += 1
-        pipeline.stop(abort=interrupts > 1)
+        service.stop(abort=interrupts > 1)
         if interrupts == 1:
             print("archives: finishing the batches in hand (interrupt again to stop at once)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    manager = RetentionManager(config, archive.redis, warm=archive.warm, cold=archive.cold)
-    schedule = None if args.once else RetentionSchedule(manager, config.retention.interval)
     started = time.perf_counter()
     try:
-        if schedule is not None:
-            schedule.start()
-        with tuned_for_export():
-            metrics = pipeline.run(once=args.once)
+        metrics = service.run(once=args.once)
     finally:
-        if schedule is not None:
-            schedule.stop()
-        archive.close()
+        service.close()
     elapsed = time.perf_counter() - started
     rate = metrics.archived / elapsed if elapsed else 0.0
     print(f"archived {metrics.archived} records in {metrics.batches} batches "

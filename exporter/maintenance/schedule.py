@@ -28,9 +28,11 @@ class RetentionSchedule:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the schedule (idempotent; a schedule never started just stays so)."""
         self._stop.set()
         self._changed.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
 
     def set_interval(self, interval: float) -> None:
         """Use ``interval`` from now on, also for the wait in progress (counted from the last run), so a
