@@ -79,28 +79,16 @@ _SPACES = re.compile(r"[ \t\n]+")
 
 
 def visible_json(value: Any) -> bytes:
-    """``value`` as indented JSON that is safe on a terminal and still the same JSON: JSON escapes C0
-    itself, and every other character ``visible`` escapes (DEL, C1, bidi, zero-width) becomes ``\\uXXXX``
-    too. Bytes become text, a byte that is not UTF-8 as ``\\xff`` (orjson refuses bytes)."""
-    text = orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2).decode()
-    return _ODD.sub(_json_escape, text).encode()
+    """``value`` as indented JSON that is safe on a terminal and still the same JSON (``writers.terminal_safe``:
+    what JSON leaves raw that drives or rewrites a terminal becomes ``\\uXXXX``). Bytes become text, a byte
+    that is not UTF-8 as ``\\xff`` (orjson refuses bytes)."""
+    return writers.terminal_safe(orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2))
 
 
 def _json_default(value: Any) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "backslashreplace")
     raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _json_escape(found: re.Match[str]) -> str:
-    char = found.group()
-    if unicodedata.category(char) not in _HIDDEN:
-        return char
-    point = ord(char)
-    if point < 0x10000:
-        return f"\\u{point:04x}"
-    point -= 0x10000  # JSON spells a character past the BMP as its UTF-16 surrogate pair
-    return f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}"
 
 
 def _cell(value: Any) -> str:

@@ -26,10 +26,11 @@ from textual.widgets._toast import Toast
 
 from archives_tui.cli import main
 from archives_tui.panels import ResultGrid
-from archives_tui.render import table_text, visible, visible_line
+from archives_tui.render import table_text, visible, visible_json, visible_line
 from archives_tui.screens import CellScreen, DeadLettersScreen
 from archives_tui.status_panel import StatusPanel
 from exporter.config import RetentionConfig
+from exporter.query.writers import terminal_safe
 from exporter.seed import synthetic_completions
 from tests.test_outages import write_config
 from tests.test_tui_snapshots import SHOT
@@ -217,6 +218,15 @@ def test_status_reads_any_heartbeat_another_tool_wrote(config, redis_client, tmp
     assert main(["--config", str(config_file), "status", "--format", "json"]) == 0
     shown = json.loads(capsysbinary.readouterr().out)["exporters"]
     assert len(shown) == 1 and shown[0]["consumer"] == key.decode("utf-8", "backslashreplace")
+
+
+def test_json_output_escapes_every_character_a_terminal_acts_on_and_keeps_the_value():
+    """Every control, format and separator character JSON leaves raw (all of Cc, Cf, Zl, Zp past C0, in this
+    Python's Unicode) comes out as an escape, in query output and in the tools' JSON alike."""
+    acting = "".join(chr(c) for c in range(0x20, 0x110000) if not 0xD800 <= c <= 0xDFFF
+                     and unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp"))
+    for out in (terminal_safe(orjson.dumps({"v": acting})), visible_json({"v": acting})):
+        assert not hidden(out) and json.loads(out) == {"v": acting}
 
 
 def drawn(widget, height: int) -> tuple[list[str], list[Style]]:

@@ -45,12 +45,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError
 
 
-# JSON escapes C0 itself; these it leaves raw. A candidate list, not the whole Cf category, so that the
-# scan stays one regex pass: DEL and C1, soft hyphen, Arabic letter mark, Mongolian vowel separator,
-# zero-width and bidi marks, line and paragraph separators, bidi embeddings, overrides and isolates,
-# invisible operators, BOM, interlinear annotation, and the tag characters.
-_HIDDEN = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
-                     "\ufff9-\ufffb\U000e0000-\U000e007f]")
+# JSON escapes C0 itself; these it leaves raw: every other control, format, line or paragraph separator
+# character (Unicode categories Cc, Cf, Zl, Zp; a test checks the list against the categories), as
+# ranges, so that the scan stays one regex pass over the text.
+_HIDDEN = re.compile("[\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+                     "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+                     "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f]")
 
 
 def _escaped(found: re.Match[str]) -> str:
