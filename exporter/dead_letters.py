@@ -15,6 +15,7 @@ replayed byte for byte by Redis itself.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ import redis
 
 META = (b"_reason", b"_source_id", b"_failed_at", b"_batch_id")
 _ORIGINAL = b"_orig"
-_RENAMED = re.compile(rb"(?:_orig)+(_reason|_source_id|_failed_at|_batch_id)\Z")  # an original META name, kept
+_LIKE_META = re.compile(rb"(?:_orig)*(?:" + b"|".join(META) + rb")\Z")  # a producer's name the letter's could shadow
+_RENAMED = re.compile(rb"(?:_orig)+(?:" + b"|".join(META) + rb")\Z")  # such a name, as the letter keeps it
 _SPACES = re.compile(r"[ \t\n]+")
 
 
@@ -36,6 +38,18 @@ def original_name(name: bytes) -> bytes:
     """The producer's field name a dead letter's ``name`` stands for: ``_orig_reason`` was ``_reason``
     (the exporter renamed it to keep it apart from the letter's own fields); any other name is itself."""
     return name[len(_ORIGINAL):] if _RENAMED.match(name) else name
+
+
+def letter_fields(entry_id: bytes, fields: list, reason: str, batch_id: str) -> list:
+    """A dead letter's field list: the entry's fields in order, repeated names and all, then the letter's
+    own (``META``). A producer's field named like one of those (``_reason``, or ``_orig_reason`` already)
+    gains an ``_orig`` prefix, which replay takes off again (``original_name``)."""
+    out: list = []
+    for key, value in zip(fields[::2], fields[1::2], strict=False):
+        name = key if isinstance(key, bytes) else str(key).encode()
+        out += [_ORIGINAL + name if _LIKE_META.match(name) else name, value]
+    return [*out, b"_reason", reason.encode(), b"_source_id", entry_id, b"_failed_at",
+            str(int(time.time() * 1000)).encode(), b"_batch_id", batch_id.encode()]
 
 
 @dataclass(frozen=True)

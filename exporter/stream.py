@@ -9,12 +9,10 @@ still in hand, so nothing is skipped and nothing is read again into a new batch.
 
 from __future__ import annotations
 
-import re
-import time
-
 import redis
 
 from exporter.batch import Batch, Manifest, as_text, id_order
+from exporter.dead_letters import dlq_key, letter_fields
 
 # SET KEYS[1] ARGV[1] unless it already holds a higher stream id (batches complete out of order).
 _RAISE_MARK = """
@@ -54,7 +52,7 @@ class StreamReader:
         self.stream_key = stream_key
         self.group = group
         self.consumer = consumer
-        self.dlq_key = f"{stream_key}:dlq"
+        self.dlq_key = dlq_key(stream_key)
         self.manifests_key = f"{stream_key}:batches:{group}"
         self.mark_key = mark_key(stream_key, group)
 
@@ -169,8 +167,7 @@ class StreamReader:
         """Dead-letter the refused entries, acknowledge the whole batch, forget its manifest: atomically."""
         pipe = self.client.pipeline(transaction=True)
         for (entry_id, fields), reason in dead_letters:
-            pipe.execute_command("XADD", self.dlq_key, "*", *_dead_letter_fields(entry_id, fields, reason,
-                                                                                  batch.batch_id))
+            pipe.execute_command("XADD", self.dlq_key, "*", *letter_fields(entry_id, fields, reason, batch.batch_id))
         ids = batch.entry_ids
         for start in range(0, len(ids), 10_000):
             pipe.xack(self.stream_key, self.group, *ids[start:start + 10_000])
@@ -225,18 +222,3 @@ def mark_key(stream_key: str, group: str) -> str:
 def is_lost_group(exc: BaseException) -> bool:
     """Whether Redis says the consumer group (or the whole stream) no longer exists."""
     return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
-
-
-def _dead_letter_fields(entry_id, fields: list, reason: str, batch_id: str) -> list:
-    """The dead letter's field list: the entry's fields in order, duplicates and all, then its own. A
-    producer's field named like one of those (``_reason``, or ``_orig_reason`` already) gains an ``_orig``
-    prefix, which replay takes off again (``dead_letters.original_name``)."""
-    out: list = []
-    for key, value in zip(fields[::2], fields[1::2], strict=False):
-        name = key if isinstance(key, bytes) else str(key).encode()
-        out += [b"_orig" + name if _NAMED_LIKE_OURS.match(name) else name, value]
-    return [*out, b"_reason", reason.encode(), b"_source_id", entry_id, b"_failed_at",
-            str(int(time.time() * 1000)).encode(), b"_batch_id", batch_id.encode()]
-
-
-_NAMED_LIKE_OURS = re.compile(rb"(?:_orig)*_(?:reason|source_id|failed_at|batch_id)\Z")
