@@ -58,7 +58,11 @@ class ParquetStore:
                 client["endpoint_url"] = config.endpoint_url
             if config.region:
                 client["region_name"] = config.region
-            options = {"client_kwargs": client}
+            # botocore's default (5 attempts, a 60 s connect timeout) keeps `status` and `retention show`
+            # waiting seconds to minutes on a dead endpoint; bounded as the engine's S3 reads are
+            # (federation._S3_SETTINGS). The pipeline retries a failed batch on its own, with backoff.
+            options = {"client_kwargs": client,
+                       "config_kwargs": {"connect_timeout": 3, "retries": {"max_attempts": 2, "mode": "standard"}}}
             if config.access_key_id:
                 options.update(key=config.access_key_id, secret=config.secret_access_key)
         fs, root = fsspec.core.url_to_fs(url, **options)
